@@ -1,0 +1,205 @@
+# eddy: the single entry point. `make help` lists the targets.
+#
+# Variants build into their own directories, so switching never forces a clean:
+#   release (default) build/            -O2 -g
+#   debug             build/debug/      -O0 -g3, poisoning and owner asserts
+#   asan              build/asan/       ASan+UBSan, halt on first error
+#   tsan              build/tsan/       ThreadSanitizer
+#   valgrind          build/valgrind/   -O1 -g, tests run under valgrind
+# Sanitizer and valgrind variants use the libc allocator, because jemalloc
+# and mimalloc would hide allocations from the tools.
+
+VARIANT ?= release
+ALLOC ?= jemalloc
+WERROR ?= 0
+CC ?= cc
+CXX ?= c++
+
+ifneq ($(filter $(VARIANT),asan tsan valgrind),)
+  ALLOC := libc
+endif
+
+ifeq ($(VARIANT),release)
+  BUILD := build$(if $(filter-out jemalloc,$(ALLOC)),/alloc-$(ALLOC))
+  OPT := -O2 -g
+else
+  BUILD := build/$(VARIANT)$(if $(filter-out libc,$(ALLOC)),-$(ALLOC))
+  ifeq ($(VARIANT),debug)
+    OPT := -O0 -g3 -DEDDY_DEBUG_BUILD=1
+  else ifeq ($(VARIANT),asan)
+    OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
+  else ifeq ($(VARIANT),tsan)
+    OPT := -O1 -g -fsanitize=thread
+  else ifeq ($(VARIANT),valgrind)
+    OPT := -O1 -g
+  else
+    $(error unknown VARIANT=$(VARIANT): release, debug, asan, tsan, valgrind)
+  endif
+endif
+
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+  SWITCH_SRC := coro/switch_x86_64.S
+else ifeq ($(ARCH),aarch64)
+  SWITCH_SRC := coro/switch_aarch64.S
+else
+  $(error eddy has a context switch for x86_64 and aarch64, not $(ARCH))
+endif
+
+ALLOC_DEF_jemalloc := -DEDDY_ALLOC_JEMALLOC=1
+ALLOC_LIB_jemalloc := -ljemalloc
+ALLOC_DEF_mimalloc := -DEDDY_ALLOC_MIMALLOC=1
+ALLOC_LIB_mimalloc := -lmimalloc
+ALLOC_DEF_libc :=
+ALLOC_LIB_libc :=
+ifeq ($(filter $(ALLOC),jemalloc mimalloc libc),)
+  $(error unknown ALLOC=$(ALLOC): jemalloc, mimalloc or libc)
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+        -Wformat=2 -Wundef -Wvla -Wimplicit-fallthrough
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -I. $(ALLOC_DEF_$(ALLOC)) $(CPPFLAGS)
+CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
+              -MMD -MP $(CFLAGS)
+CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -fno-omit-frame-pointer -MMD -MP $(CXXFLAGS)
+LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lpthread $(LDLIBS)
+LDFLAGS_ALL := $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
+
+LIB_DIRS := alloc coro reactor
+LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) $(SWITCH_SRC)
+LIB_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB_A := $(BUILD)/lib/libeddy.a
+LIB_SO := $(BUILD)/lib/libeddy.so
+
+TEST_SRCS := $(wildcard tests/*/test_*.c) $(filter-out tests/fuzz/%,$(wildcard tests/support/*.c))
+TEST_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(TEST_SRCS))
+TEST_BIN := $(BUILD)/tests/eddy-tests
+
+BENCH_SRCS := $(wildcard bench/micro/*.c bench/micro/*.cc)
+BENCH_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
+BENCH_BIN := $(BUILD)/bench/micro
+
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
+
+# A change of flags rebuilds everything in this variant.
+STAMP := $(BUILD)/flags.stamp
+FLAGS_NOW := $(CC) $(CXX) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(CXXFLAGS_ALL) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+$(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAGS_NOW)" ] || echo "$(FLAGS_NOW)" > $(STAMP); })
+
+TEST_ARGS ?=
+
+.PHONY: all lib deps deps-test deps-bench test test-build asan tsan debug valgrind \
+        bench-build bench bench-smoke examples install uninstall format format-check clean help
+.DEFAULT_GOAL := all
+
+all: deps lib examples bench-build
+	@echo "built: $(LIB_A) $(LIB_SO) $(BENCH_BIN)"
+
+lib: $(LIB_A) $(LIB_SO)
+
+deps:
+	@scripts/deps.sh build $(ALLOC)
+deps-test:
+	@scripts/deps.sh build $(ALLOC) test
+deps-bench:
+	@scripts/deps.sh build $(ALLOC) bench
+
+$(BUILD)/obj/%.c.o: %.c $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/%.S.o: %.S $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/%.cc.o: %.cc $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libeddy.so.0 -o $@ $^ $(LDLIBS_ALL)
+
+$(TEST_BIN): $(TEST_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_A) -lcriterion $(LDLIBS_ALL)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.c.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) -lbenchmark -lboost_context $(LDLIBS_ALL)
+
+examples: $(EXAMPLE_BINS)
+
+test-build: deps-test $(TEST_BIN) examples
+
+# Runs the whole suite: Criterion forks every test into its own process with
+# a timeout and ends with its summary line.
+test: test-build
+	EDDY_BUILD=$(BUILD) $(TEST_BIN) --jobs=2 $(TEST_ARGS)
+
+debug:
+	$(MAKE) VARIANT=debug test
+asan:
+	$(MAKE) VARIANT=asan test
+tsan:
+	$(MAKE) VARIANT=tsan test
+valgrind:
+	$(MAKE) VARIANT=valgrind test-build
+	EDDY_BUILD=build/valgrind EDDY_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
+	  --track-fds=no build/valgrind/tests/eddy-tests --jobs=1 $(TEST_ARGS)
+
+bench-build: $(BENCH_BIN)
+	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi
+
+bench: deps-bench bench-build
+	bench/run
+bench-smoke: deps-bench bench-build
+	bench/run --smoke
+
+PREFIX ?= /usr/local
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/eddy/*.h $(DESTDIR)$(PREFIX)/include/eddy/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libeddy.so.0
+	ln -sf libeddy.so.0 $(DESTDIR)$(PREFIX)/lib/libeddy.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(ALLOC_LIB_$(ALLOC)) -lpthread|' \
+	  scripts/eddy.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/libeddy.* \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' '*.cc')
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make                 library, examples, build/bench/micro (installs Debian deps as root)"
+	@echo "make test            the test suite (Criterion), release build"
+	@echo "make asan|tsan|debug the test suite under that variant"
+	@echo "make valgrind        the test suite under valgrind"
+	@echo "make bench           every benchmark suite, writes results/"
+	@echo "make bench-smoke     the short benchmark pass"
+	@echo "make install PREFIX=/usr/local DESTDIR="
+	@echo "make format | format-check | clean"
+	@echo "variables: ALLOC=jemalloc|mimalloc|libc  VARIANT=release|debug|asan|tsan|valgrind  WERROR=1"
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

@@ -1,0 +1,44 @@
+/*
+ * alloc/internal.h: what the layers of eddy share privately: the malloc
+ * backend as inlinable calls, and debug-build poisoning.
+ */
+#ifndef EDDY_ALLOC_INTERNAL_H
+#define EDDY_ALLOC_INTERNAL_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include <eddy/alloc.h>
+
+/* The backend is fixed at build time (make ALLOC=...). Debian's jemalloc is
+ * built without a symbol prefix and replaces malloc itself once linked, so
+ * jemalloc and libc share the plain names; mimalloc is called by its own. */
+#if defined(EDDY_ALLOC_MIMALLOC)
+#include <mimalloc.h>
+#define eddy__malloc mi_malloc
+#define eddy__calloc mi_calloc
+#define eddy__realloc mi_realloc
+#define eddy__free mi_free
+#else
+#include <stdlib.h>
+#define eddy__malloc malloc
+#define eddy__calloc calloc
+#define eddy__realloc realloc
+#define eddy__free free
+#endif
+
+/* Fill patterns of debug builds: fresh objects and freed ones differ, so a
+ * read of either shows up in a debugger as a recognisable pattern. */
+#define EDDY__POISON_FRESH 0xA5
+#define EDDY__POISON_FREED 0xDE
+
+#ifdef EDDY_DEBUG_BUILD
+#define eddy__poison(p, byte, n) memset((p), (byte), (n))
+#else
+#define eddy__poison(p, byte, n) ((void)(p), (void)(byte), (void)(n))
+#endif
+
+/* Page size, read once. */
+size_t eddy__page_size(void);
+
+#endif

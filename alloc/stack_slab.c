@@ -1,0 +1,309 @@
+/*
+ * alloc/stack_slab.c: the stack pool coroutine stacks are carved from.
+ *
+ * Layout. Each size class carves slots out of large anonymous MAP_NORESERVE
+ * regions; a slot is one page below the stack (guard or slack) followed by
+ * the usable stack:
+ *
+ *     region: | page | stack 0 ... | page | stack 1 ... | ... | uncarved |
+ *
+ * Nothing is committed until touched, so a coroutine that uses 2 KiB of a
+ * 64 KiB stack costs one page of RSS. Regions are never handed back before
+ * the pool is destroyed; they grow geometrically (2 MiB to 256 MiB) so a
+ * million stacks need only a few dozen mappings. Transparent huge pages are
+ * turned off on regions: one touched byte would otherwise commit 2 MiB.
+ *
+ * Free stacks. A released stack goes onto its class's warm LIFO, linked
+ * through the top word of the free stack itself, so reuse hands back the
+ * cache-hottest stack. Once the warm stacks exceed cache_bytes, a released
+ * stack instead gives its pages back (MADV_DONTNEED) and goes onto the
+ * cold array (a tagged pointer per stack, since its memory is gone).
+ * Acquire takes warm, then cold, then uncarved space, then a new region.
+ *
+ * Guard pages. Making the page below a stack PROT_NONE splits a mapping in
+ * two, and a process may hold vm.max_map_count (65530 by default) mappings
+ * in all. The process-wide budget is therefore a quarter of that limit
+ * (EDDY_STACK_GUARDS overrides it); a slot carved while the budget lasts
+ * gets a guard page for its lifetime. A slot carved after that keeps the
+ * page as untouched slack: an overflow of up to one page lands there and is
+ * caught when the stack is released (mincore() shows the page resident),
+ * and debug builds also check a canary word at the stack limit. A larger
+ * overflow of an unguarded stack can corrupt its neighbour before it is
+ * seen; that is the stated cost of running past the guard budget.
+ *
+ * Costs: acquire and release from the warm list are O(1) with no syscall;
+ * carving a guarded slot costs one mprotect; a cold release one madvise.
+ */
+#include "alloc/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define NCLASSES 7
+#define GUARDED_TAG ((uintptr_t)1)
+#define REGION_MIN_BYTES ((size_t)2 << 20)
+#define REGION_MAX_BYTES ((size_t)256 << 20)
+#define DEFAULT_CACHE_BYTES ((size_t)32 << 20)
+#define CANARY UINT64_C(0x5eddc0ffee5eddc0)
+
+static const size_t class_bytes[NCLASSES] = {
+    (size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10, (size_t)1 << 20,
+    (size_t)4 << 20,  (size_t)16 << 20, (size_t)64 << 20,
+};
+
+struct size_class {
+    size_t size;          /* usable bytes */
+    size_t slot;          /* page + usable bytes */
+    uintptr_t warm;       /* tagged lo of the newest warm stack, 0 when none */
+    size_t warm_count;
+    size_t warm_limit;
+    uintptr_t *cold;      /* tagged lo of stacks whose pages were released */
+    size_t cold_len;
+    size_t cold_cap;
+    char *bump;           /* uncarved part of the newest region */
+    char *bump_end;
+    size_t region_bytes;  /* size of the next region */
+};
+
+struct region {
+    void *base;
+    size_t len;
+};
+
+struct eddy_stack_pool {
+    struct size_class cls[NCLASSES];
+    struct region *regions;
+    size_t nregions;
+    size_t regions_cap;
+    size_t in_use;
+    size_t mapped_bytes;
+    size_t guard_pages;
+};
+
+/* ---- the process-wide guard budget ------------------------------------- */
+
+static atomic_long guard_budget;
+static pthread_once_t guard_budget_once = PTHREAD_ONCE_INIT;
+
+static void guard_budget_init(void)
+{
+    long budget = 65530 / 4;
+    const char *env = getenv("EDDY_STACK_GUARDS");
+    if (env && *env) {
+        budget = strtol(env, NULL, 10);
+    } else {
+        FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+        long limit;
+        if (f && fscanf(f, "%ld", &limit) == 1 && limit > 0)
+            budget = limit / 4;
+        if (f)
+            fclose(f);
+    }
+    atomic_store(&guard_budget, budget < 0 ? 0 : budget);
+}
+
+EDDY_API long eddy_stack_guard_budget(void)
+{
+    pthread_once(&guard_budget_once, guard_budget_init);
+    return atomic_load(&guard_budget);
+}
+
+static bool take_guard(void)
+{
+    long left = atomic_load_explicit(&guard_budget, memory_order_relaxed);
+    while (left > 0) {
+        if (atomic_compare_exchange_weak(&guard_budget, &left, left - 1))
+            return true;
+    }
+    return false;
+}
+
+/* ---- pool -------------------------------------------------------------- */
+
+EDDY_API int eddy_stack_pool_create(const struct eddy_stack_pool_opts *opts,
+                                    struct eddy_stack_pool **out)
+{
+    pthread_once(&guard_budget_once, guard_budget_init);
+    struct eddy_stack_pool *pool = eddy__calloc(1, sizeof(*pool));
+    if (!pool)
+        return -ENOMEM;
+    size_t cache = opts && opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE_BYTES;
+    size_t page = eddy__page_size();
+    for (int i = 0; i < NCLASSES; i++) {
+        struct size_class *c = &pool->cls[i];
+        c->size = class_bytes[i];
+        c->slot = page + c->size;
+        c->warm_limit = cache / c->size > 2 ? cache / c->size : 2;
+        c->region_bytes = REGION_MIN_BYTES;
+    }
+    *out = pool;
+    return 0;
+}
+
+EDDY_API void eddy_stack_pool_destroy(struct eddy_stack_pool *pool)
+{
+    if (!pool)
+        return;
+    for (size_t i = 0; i < pool->nregions; i++)
+        munmap(pool->regions[i].base, pool->regions[i].len);
+    atomic_fetch_add(&guard_budget, (long)pool->guard_pages);
+    for (int i = 0; i < NCLASSES; i++)
+        eddy__free(pool->cls[i].cold);
+    eddy__free(pool->regions);
+    eddy__free(pool);
+}
+
+static int class_of(size_t size)
+{
+    for (int i = 0; i < NCLASSES; i++)
+        if (size <= class_bytes[i])
+            return i;
+    return -1;
+}
+
+static int map_region(struct eddy_stack_pool *pool, struct size_class *c)
+{
+    size_t len = c->region_bytes;
+    if (len < c->slot)
+        len = c->slot;
+    len -= len % c->slot;
+    if (pool->nregions == pool->regions_cap) {
+        size_t cap = pool->regions_cap ? pool->regions_cap * 2 : 16;
+        struct region *r = eddy__realloc(pool->regions, cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        pool->regions = r;
+        pool->regions_cap = cap;
+    }
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return -ENOMEM;
+    /* Failure only means the kernel has no THP support: nothing to undo. */
+    (void)madvise(base, len, MADV_NOHUGEPAGE);
+    pool->regions[pool->nregions++] = (struct region){base, len};
+    pool->mapped_bytes += len;
+    c->bump = base;
+    c->bump_end = (char *)base + len;
+    if (c->region_bytes < REGION_MAX_BYTES)
+        c->region_bytes *= 2;
+    return 0;
+}
+
+/* Carves a fresh slot; returns the tagged lo of its stack, 0 on failure. */
+static uintptr_t carve(struct eddy_stack_pool *pool, struct size_class *c)
+{
+    if (c->bump == c->bump_end && map_region(pool, c) < 0)
+        return 0;
+    char *slot = c->bump;
+    c->bump += c->slot;
+    size_t page = eddy__page_size();
+    uintptr_t lo = (uintptr_t)(slot + page);
+    if (take_guard()) {
+        if (mprotect(slot, page, PROT_NONE) == 0) {
+            pool->guard_pages++;
+            return lo | GUARDED_TAG;
+        }
+        /* Out of mappings after all: keep the budget honest and go on
+         * with an unguarded slot. */
+        atomic_fetch_add(&guard_budget, 1);
+    }
+    return lo;
+}
+
+EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_bytes,
+                                     struct eddy_stack *out)
+{
+    if (size_bytes == 0)
+        size_bytes = EDDY_STACK_DEFAULT_BYTES;
+    int ci = class_of(size_bytes);
+    if (ci < 0)
+        return -EINVAL;
+    struct size_class *c = &pool->cls[ci];
+    uintptr_t tagged;
+    if (c->warm) {
+        tagged = c->warm;
+        char *lo = (char *)(tagged & ~GUARDED_TAG);
+        c->warm = *(uintptr_t *)(lo + c->size - sizeof(uintptr_t));
+        c->warm_count--;
+    } else if (c->cold_len) {
+        tagged = c->cold[--c->cold_len];
+    } else {
+        tagged = carve(pool, c);
+        if (!tagged)
+            return -ENOMEM;
+    }
+    out->lo = (void *)(tagged & ~GUARDED_TAG);
+    out->size_bytes = c->size;
+    out->_class = (uint8_t)ci;
+    out->guarded = (tagged & GUARDED_TAG) != 0;
+#ifdef EDDY_DEBUG_BUILD
+    *(uint64_t *)out->lo = CANARY;
+#endif
+    pool->in_use++;
+    return 0;
+}
+
+EDDY_API bool eddy_stack_is_intact(const struct eddy_stack *stack)
+{
+#ifdef EDDY_DEBUG_BUILD
+    if (*(const uint64_t *)stack->lo != CANARY)
+        return false;
+#endif
+    if (stack->guarded)
+        return true;
+    /* An unguarded stack's slack page is never touched by a stack that
+     * stayed within its size: resident means overflowed. */
+    size_t page = eddy__page_size();
+    unsigned char resident = 0;
+    if (mincore((char *)stack->lo - page, page, &resident) != 0)
+        return true;
+    return (resident & 1) == 0;
+}
+
+EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct eddy_stack *stack)
+{
+    struct size_class *c = &pool->cls[stack->_class];
+    uintptr_t tagged = (uintptr_t)stack->lo | (stack->guarded ? GUARDED_TAG : 0);
+    pool->in_use--;
+    if (c->warm_count < c->warm_limit) {
+        *(uintptr_t *)((char *)stack->lo + c->size - sizeof(uintptr_t)) = c->warm;
+        c->warm = tagged;
+        c->warm_count++;
+        return;
+    }
+    if (c->cold_len == c->cold_cap) {
+        size_t cap = c->cold_cap ? c->cold_cap * 2 : 64;
+        uintptr_t *cold = eddy__realloc(c->cold, cap * sizeof(*cold));
+        if (!cold) {
+            /* Keep it warm rather than lose it; the cache limit is a target. */
+            *(uintptr_t *)((char *)stack->lo + c->size - sizeof(uintptr_t)) = c->warm;
+            c->warm = tagged;
+            c->warm_count++;
+            return;
+        }
+        c->cold = cold;
+        c->cold_cap = cap;
+    }
+    /* Failure leaves the pages resident, which is only a missed saving. */
+    (void)madvise(stack->lo, c->size, MADV_DONTNEED);
+    c->cold[c->cold_len++] = tagged;
+}
+
+EDDY_API void eddy_stack_pool_get_stats(const struct eddy_stack_pool *pool,
+                                        struct eddy_stack_pool_stats *out)
+{
+    *out = (struct eddy_stack_pool_stats){0};
+    out->in_use = pool->in_use;
+    for (int i = 0; i < NCLASSES; i++) {
+        out->cached += pool->cls[i].warm_count;
+        out->released += pool->cls[i].cold_len;
+    }
+    out->mapped_bytes = pool->mapped_bytes;
+    out->guard_pages = pool->guard_pages;
+}

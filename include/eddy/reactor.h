@@ -1,0 +1,281 @@
+/*
+ * eddy/reactor.h: the loop, tasks, timers, timeouts and fd readiness.
+ *
+ * The asyncio picture, in C:
+ *   asyncio.run(main())          eddy_run(main, arg, NULL, &result)
+ *   asyncio.create_task(f(x))    eddy_task_spawn(f, x, NULL, &task)
+ *   await task                   eddy_task_join(task, &result)
+ *   task.cancel()                eddy_task_cancel(task)
+ *   await asyncio.sleep(0)       eddy_task_yield()
+ *   await asyncio.sleep(0.5)     eddy_sleep_ms(500)
+ *   async with asyncio.timeout() eddy_timeout_enter() ... eddy_timeout_exit()
+ *   loop.call_soon_threadsafe()  eddy_loop_post(loop, fn, arg)
+ *   loop.call_later()            eddy_timer_start()
+ *
+ * A task is a function running in its own coroutine. Blocking calls (sleep,
+ * join, fd waits and everything built on them) park only the calling task.
+ * Every blocking call returns -ECANCELED once the task has been cancelled
+ * and -ETIMEDOUT once the deadline of an enclosing timeout scope has passed.
+ * Cancellation is level-triggered: it stays in force for every later
+ * blocking call until eddy_task_uncancel() (asyncio's Task.uncancel()),
+ * so a task cannot miss it; a task that must block during its cleanup
+ * uncancels first.
+ *
+ * Results: a task returns an intptr_t. By convention a negative value is a
+ * failure (-errno); pointers and counts are never negative on Linux.
+ *
+ * Thread rules: one loop per thread. A loop and its tasks, timers and fds are
+ * used only from the thread running it; eddy_loop_post() and eddy_loop_stop()
+ * are the thread-safe ways in.
+ *
+ * Debugging: EDDY_DEBUG=1 in the environment reports, on stderr, a task that
+ * runs longer than EDDY_SLOW_MS (default 100) without suspending, and at loop
+ * end the tasks still pending and the finished tasks nobody joined. It also
+ * checks stack canaries at every suspension and delays reuse of freed task
+ * objects so that a second join of the same handle is reliably caught.
+ */
+#ifndef EDDY_REACTOR_H
+#define EDDY_REACTOR_H
+
+#include <eddy/coro.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct eddy_loop;
+struct eddy_task;
+
+typedef intptr_t eddy_task_fn(void *arg);
+typedef void eddy_callback_fn(void *arg);
+
+/* ---- time ---------------------------------------------------------------- */
+
+#define EDDY_NS_PER_MS INT64_C(1000000)
+#define EDDY_NS_PER_SEC INT64_C(1000000000)
+/* A deadline that never comes. */
+#define EDDY_DEADLINE_NEVER INT64_MAX
+
+/* Monotonic time read once per loop iteration (a fresh clock read outside
+ * a loop). Deadlines are absolute values on this clock. Suspends: no. */
+EDDY_API int64_t eddy_now_ns(void);
+/* A fresh CLOCK_MONOTONIC read. Suspends: no. */
+EDDY_API int64_t eddy_clock_ns(void);
+
+/* ---- loop ---------------------------------------------------------------- */
+
+struct eddy_loop_opts {
+    size_t stack_cache_bytes; /* see eddy_stack_pool_opts */
+};
+
+/*
+ * Creates a loop owned by the calling thread. opts: borrowed, may be NULL.
+ * Returns: 0, -ENOMEM, -EMFILE (epoll or eventfd could not be opened).
+ * Suspends: no.
+ */
+EDDY_API int eddy_loop_create(const struct eddy_loop_opts *opts, struct eddy_loop **out);
+
+/*
+ * Cancels every remaining task, runs the loop until they have finished,
+ * then frees the loop. Callbacks posted but not yet run are dropped.
+ * Must not be called from inside the loop. Suspends: no (it runs the loop).
+ */
+EDDY_API void eddy_loop_destroy(struct eddy_loop *loop);
+
+/*
+ * Runs the loop on the calling thread until no task is left or
+ * eddy_loop_stop() is called. Returns: 0; -EBUSY when the loop (or another
+ * loop) is already running on this thread; -EINVAL from a foreign thread.
+ */
+EDDY_API int eddy_loop_run(struct eddy_loop *loop);
+
+/* Runs the loop until `task` has finished (or a stop). Returns: as
+ * eddy_loop_run; -EINVAL when task belongs to another loop. */
+EDDY_API int eddy_loop_run_until(struct eddy_loop *loop, struct eddy_task *task);
+
+/* Makes eddy_loop_run return at the end of the current iteration. Tasks stay
+ * suspended and resume when the loop runs again. Thread-safe. */
+EDDY_API void eddy_loop_stop(struct eddy_loop *loop);
+
+/*
+ * Runs fn(arg) on the loop's thread, outside any task (it must not block;
+ * it may spawn tasks, cancel them, start timers). Callbacks run in the order
+ * they were posted. Thread-safe; wakes the loop through its eventfd.
+ * arg: retained until fn runs (or the loop is destroyed, and then fn never
+ * runs). Returns: 0, -ENOMEM, -ESHUTDOWN when the loop is being destroyed.
+ */
+EDDY_API int eddy_loop_post(struct eddy_loop *loop, eddy_callback_fn *fn, void *arg);
+
+/* The loop running on this thread, or NULL. */
+EDDY_API struct eddy_loop *eddy_loop_current(void);
+
+/*
+ * asyncio.run: creates a loop, runs fn(arg) as the main task until it
+ * returns, cancels and finishes the remaining tasks, destroys the loop.
+ * result (may be NULL) receives the main task's return value.
+ * Returns: 0, or the error of eddy_loop_create / eddy_task_spawn.
+ */
+EDDY_API int eddy_run(eddy_task_fn *fn, void *arg, const struct eddy_loop_opts *opts,
+                      intptr_t *result);
+
+/* ---- tasks --------------------------------------------------------------- */
+
+struct eddy_task_opts {
+    const char *name;        /* copied (up to 31 bytes); default "task-N" */
+    size_t stack_size_bytes; /* 0: EDDY_STACK_DEFAULT_BYTES (64 KiB) */
+    bool save_fpu;           /* see eddy/coro.h */
+    bool detached;           /* freed when it finishes; cannot be joined */
+};
+
+/*
+ * Creates a task running fn(arg) on the current loop and schedules it; it
+ * starts when the caller next suspends (asyncio.create_task). The handle in
+ * *out stays valid until eddy_task_join returns its result, or forever for
+ * a detached task (it is then NULL). opts: borrowed, may be NULL.
+ * arg: retained until fn returns.
+ * Returns: 0; -EINVAL when called outside a running loop or with a stack size
+ * above EDDY_STACK_MAX_BYTES; -ENOMEM (the loop keeps running).
+ * Suspends: no.
+ */
+EDDY_API int eddy_task_spawn(eddy_task_fn *fn, void *arg, const struct eddy_task_opts *opts,
+                             struct eddy_task **out);
+/* As eddy_task_spawn, on a given loop that need not be running yet (but is
+ * owned by the calling thread). */
+EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg,
+                             const struct eddy_task_opts *opts, struct eddy_task **out);
+
+/*
+ * Waits until task has finished, stores its return value in *result (may be
+ * NULL) and frees the task: the handle is invalid afterwards.
+ * Returns: 0; -ECANCELED / -ETIMEDOUT when the joiner was cancelled or its
+ * timeout scope expired (the task keeps running and may be joined again);
+ * -EDEADLK for a task joining itself; -EBUSY when another task is already
+ * joining it; -EINVAL for a detached task, a task of another loop, a handle
+ * already joined (caught until its memory is reused; always caught in
+ * EDDY_DEBUG mode), or a call outside a task.
+ * Suspends: yes.
+ */
+EDDY_API int eddy_task_join(struct eddy_task *task, intptr_t *result);
+
+/*
+ * Requests cancellation: the task's current blocking call, or its next one,
+ * returns -ECANCELED, also when it has not started yet (its function still
+ * runs, and sees the cancellation at its first blocking call).
+ * Returns: 0; -EALREADY when the task has already finished (harmless);
+ * -EINVAL for a handle that is not a live task. Suspends: no.
+ */
+EDDY_API int eddy_task_cancel(struct eddy_task *task);
+
+/* Withdraws a cancellation request of the current task so that it can block
+ * again (for cleanup). Returns: 1 when a request was withdrawn, 0 when none
+ * was pending, -EINVAL outside a task. Suspends: no. */
+EDDY_API int eddy_task_uncancel(void);
+
+/* Lets the task free itself when it finishes. Returns: 0, -EINVAL (not a
+ * live task, or already detached). Suspends: no. */
+EDDY_API int eddy_task_detach(struct eddy_task *task);
+
+/*
+ * Lets every other runnable task run once, then continues (asyncio.sleep(0)).
+ * Returns: 0; -ECANCELED; -ETIMEDOUT (scope deadline passed); -EINVAL
+ * outside a task. Suspends: yes.
+ */
+EDDY_API int eddy_task_yield(void);
+
+/* Suspends the current task for ns / ms. Returns: 0 when the time has passed;
+ * -ECANCELED; -ETIMEDOUT when a timeout scope ends first; -EINVAL outside a
+ * task or for a negative duration. Suspends: yes. */
+EDDY_API int eddy_sleep_ns(int64_t ns);
+EDDY_API int eddy_sleep_ms(int64_t ms);
+/* Suspends until the absolute monotonic deadline. Same returns as sleep. */
+EDDY_API int eddy_sleep_until(int64_t deadline_ns);
+
+/* The running task, or NULL outside a task. */
+EDDY_API struct eddy_task *eddy_task_current(void);
+EDDY_API bool eddy_task_is_done(const struct eddy_task *task);
+EDDY_API bool eddy_task_is_cancelled(const struct eddy_task *task);
+/* The task's return value. Returns: 0; -EAGAIN while it still runs. */
+EDDY_API int eddy_task_result(const struct eddy_task *task, intptr_t *result);
+EDDY_API const char *eddy_task_name(const struct eddy_task *task);
+
+/* ---- timeout scopes (asyncio.timeout) ------------------------------------
+ *   struct eddy_timeout t;
+ *   eddy_timeout_enter(&t, 50 * EDDY_NS_PER_MS);
+ *   int rc = do_things();                  // blocking calls: -ETIMEDOUT at 50 ms
+ *   if (eddy_timeout_exit(&t) == -ETIMEDOUT) ...  // this scope's deadline hit
+ * Scopes nest; a blocking call sees the earliest deadline of all enclosing
+ * scopes. Scopes are exited in reverse order of entry.
+ */
+struct eddy_timeout {
+    int64_t deadline_ns;
+    int64_t _outer_deadline;
+    struct eddy_timeout *_outer;
+    struct eddy_task *_task;
+};
+
+/* Enters a scope ending timeout_ns from now (scope is caller memory, retained
+ * until exit). Returns: 0; -EINVAL outside a task or for a negative timeout.
+ * Suspends: no. */
+EDDY_API int eddy_timeout_enter(struct eddy_timeout *scope, int64_t timeout_ns);
+/* As enter, with an absolute deadline. */
+EDDY_API int eddy_timeout_enter_at(struct eddy_timeout *scope, int64_t deadline_ns);
+/* Leaves the scope. Returns: 0; -ETIMEDOUT when this scope's deadline has
+ * passed; -EINVAL when scope is not the innermost scope of this task. */
+EDDY_API int eddy_timeout_exit(struct eddy_timeout *scope);
+/* True once the scope's own deadline has passed. */
+EDDY_API bool eddy_timeout_is_expired(const struct eddy_timeout *scope);
+
+/* ---- callback timers (loop.call_later) -----------------------------------
+ * A timer runs fn(arg) on the loop thread, outside any task, at its
+ * deadline. The struct is caller memory; its fields are private. Insert and
+ * stop are O(log n) (a 4-ary heap holding each timer's slot index).
+ */
+struct eddy_timer {
+    int64_t deadline_ns;
+    uint64_t _seq;
+    uint32_t _slot; /* heap index + 1; 0 when not armed */
+    eddy_callback_fn *_fn;
+    void *_arg;
+};
+
+/* Arms the timer (re-arms it when already armed). Must run on the current
+ * loop's thread. Returns: 0; -ENOMEM; -EINVAL without a current loop.
+ * Suspends: no. */
+EDDY_API int eddy_timer_start(struct eddy_timer *timer, int64_t deadline_ns,
+                              eddy_callback_fn *fn, void *arg);
+/* Disarms the timer. Stopping a timer that fired or never started is a
+ * no-op. Suspends: no. */
+EDDY_API void eddy_timer_stop(struct eddy_timer *timer);
+EDDY_API bool eddy_timer_is_active(const struct eddy_timer *timer);
+
+/* ---- fd readiness ---------------------------------------------------------
+ * The io layer's base: try the syscall; on EAGAIN, wait. An fd is added to
+ * epoll (edge-triggered, read and write) on its first wait and stays there
+ * until eddy_fd_close() or eddy_fd_forget(); it is never re-armed per wait.
+ * An fd that was waited on must leave through one of those two, because the
+ * kernel drops a closed fd from epoll without telling eddy.
+ */
+#define EDDY_FD_READ 1u
+#define EDDY_FD_WRITE 2u
+
+/*
+ * Parks the current task until fd may be readable / writable (any of
+ * `events`), or has an error or hangup pending. The caller retries its
+ * syscall afterwards; a wakeup can be spurious.
+ * Returns: 0; -ECANCELED; -ETIMEDOUT; -EBADF when the fd was closed with
+ * eddy_fd_close() meanwhile; -EINVAL for a negative fd, events 0 or a call
+ * outside a task; -EPERM for an fd epoll cannot watch (a regular file);
+ * -ENOMEM. Suspends: yes.
+ */
+EDDY_API int eddy_fd_wait(int fd, uint32_t events);
+
+/* Removes fd from the loop, wakes every task waiting on it with -EBADF,
+ * then closes it. Returns: 0 or the -errno of close(). Suspends: no. */
+EDDY_API int eddy_fd_close(int fd);
+/* As eddy_fd_close, without closing the fd. Returns: 0. */
+EDDY_API int eddy_fd_forget(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

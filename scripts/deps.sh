@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, when they are missing.
+# As root it runs apt-get itself (apt-get update once, on a fresh machine);
+# otherwise it prints the exact command and fails.
+# Usage: scripts/deps.sh GROUP... where GROUP is build, test, bench,
+# jemalloc, mimalloc or libc.
+set -eu
+pkgs=""
+for group in "$@"; do
+    case "$group" in
+        build) pkgs="$pkgs gcc make pkg-config" ;;
+        jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
+        mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
+        libc) ;;
+        test) pkgs="$pkgs libcriterion-dev valgrind python3" ;;
+        bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3" ;;
+        *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
+    esac
+done
+missing=""
+for p in $pkgs; do
+    case " $missing " in *" $p "*) continue ;; esac
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "eddy needs these Debian packages. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing" >&2
+# A fresh machine has empty package lists: update once before installing.
+if ! apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
