@@ -247,6 +247,12 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *c)
     eddy_stack_pool_release(pool, &stack);
 }
 
+EDDY_API void eddy_coro_check_stack(const struct eddy_coro *c)
+{
+    if (!(c->flags & CORO_MAIN) && !eddy_stack_is_intact(&c->stack))
+        eddy__coro_overflow_report(c, "stack limit overrun");
+}
+
 EDDY_API int eddy_coro_resume(struct eddy_coro *c)
 {
     struct eddy_coro *cur = eddy_coro_current();

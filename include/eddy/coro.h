@@ -85,6 +85,11 @@ EDDY_API void eddy_coro_switch(struct eddy_coro *from, struct eddy_coro *to);
  */
 EDDY_API __attribute__((noreturn)) void eddy_coro_exit(struct eddy_coro *to);
 
+/* Aborts with a report naming coro when its stack shows an overflow (debug
+ * canary overwritten, or the slack page of an unguarded stack touched).
+ * Costs a mincore() syscall for unguarded stacks. Suspends: no. */
+EDDY_API void eddy_coro_check_stack(const struct eddy_coro *coro);
+
 /* The running coroutine: the thread's main coroutine outside any other. */
 EDDY_API struct eddy_coro *eddy_coro_current(void);
 EDDY_API bool eddy_coro_is_main(const struct eddy_coro *coro);

@@ -1,0 +1,180 @@
+/*
+ * reactor/internal.h: the loop and task structures, the poller seam and the
+ * park/wake protocol that every blocking call of eddy is built on.
+ *
+ * Park/wake. A blocking call parks the current task (eddy__task_park) after
+ * linking it where its waker will find it (an fd's waiter list, a lock's
+ * queue); the waker calls eddy__task_wake(task, code). The parked task
+ * resumes with that code, or with -ECANCELED (eddy_task_cancel), or -ETIMEDOUT
+ * (a timeout scope's deadline), or EDDY__WAKE_DEADLINE (the call's own
+ * deadline). It then unlinks itself (eddy__list_remove is idempotent): wakers
+ * never unlink, so every wake reason leaves the same state behind.
+ */
+#ifndef EDDY_REACTOR_INTERNAL_H
+#define EDDY_REACTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "alloc/heap.h"
+#include "alloc/internal.h"
+#include "alloc/list.h"
+#include <eddy/reactor.h>
+
+/* ---- poller seam (reactor/epoll.c is the only implementation) ---------- */
+
+enum {
+    EDDY__EV_READ = 1u,
+    EDDY__EV_WRITE = 2u,
+    EDDY__EV_ERROR = 4u, /* error or hangup: wake every waiter */
+};
+
+struct eddy__poller {
+    int fd;
+    bool has_pwait2; /* nanosecond timeouts (Linux 5.11) */
+    void *events;
+    int capacity;
+};
+
+typedef void eddy__poller_event_fn(struct eddy_loop *loop, int fd, uint32_t events);
+
+int eddy__poller_init(struct eddy__poller *p);
+void eddy__poller_fini(struct eddy__poller *p);
+/* Watches fd for read and write readiness, edge-triggered, until removed. */
+int eddy__poller_add(struct eddy__poller *p, int fd);
+int eddy__poller_remove(struct eddy__poller *p, int fd);
+/* Waits up to timeout_ns (< 0: no limit, 0: poll) and calls fn for each
+ * ready fd. Returns the number of events, or -errno (never -EINTR). */
+int eddy__poller_wait(struct eddy__poller *p, int64_t timeout_ns, eddy__poller_event_fn *fn,
+                      struct eddy_loop *loop);
+
+/* ---- tasks --------------------------------------------------------------- */
+
+enum eddy__task_state {
+    EDDY__TASK_RUNNABLE, /* in the run queue */
+    EDDY__TASK_RUNNING,
+    EDDY__TASK_PARKED,
+    EDDY__TASK_DONE,
+};
+
+enum {
+    EDDY__TASK_DETACHED = 1u << 0,
+    EDDY__TASK_CANCEL = 1u << 1, /* cancellation requested */
+};
+
+/* struct eddy_task.magic of a live handle (0 once freed). */
+#define EDDY__TASK_MAGIC 0x7a5c0de1u
+
+/* Park's answer when the call's own deadline passed (not an error). */
+#define EDDY__WAKE_DEADLINE 1
+
+struct eddy_task {
+    struct eddy__list run_link; /* first: a freed task's slab link lands here */
+    uint32_t magic;
+    uint8_t state;
+    uint8_t flags;
+    int wake_rc;
+    struct eddy_loop *loop;
+    struct eddy_coro *coro; /* NULL once finished */
+    eddy_task_fn *fn;
+    void *arg;
+    intptr_t result;
+    struct eddy__list wait_link; /* on one wait list while parked */
+    uint32_t wait_events;        /* what an fd waiter waits for */
+    struct eddy__list all_link;  /* the loop's list of tasks not yet freed */
+    struct eddy_timer timer;     /* the deadline of the current park */
+    int64_t deadline;            /* earliest deadline of the enclosing scopes */
+    struct eddy_timeout *scope;  /* innermost timeout scope */
+    struct eddy_task *joiner;
+    int64_t slice_start_ns; /* EDDY_DEBUG: when it last started running */
+    uint64_t id;
+    char name[32];
+};
+
+/* ---- the loop ------------------------------------------------------------ */
+
+struct eddy__fd_slot {
+    struct eddy__list waiters;
+    bool registered;
+};
+
+#define EDDY__FD_CHUNK 1024
+
+struct eddy__post {
+    struct eddy__post *next;
+    eddy_callback_fn *fn;
+    void *arg;
+};
+
+struct eddy_loop {
+    int64_t now; /* read once per iteration */
+    struct eddy_task *current;
+    struct eddy_coro *sched; /* the thread's main coroutine, where the loop runs */
+    struct eddy__list runq;
+    uint32_t budget; /* dispatches left before the loop polls again */
+    struct eddy_task *zombie; /* finished; its stack is freed by the next context */
+    struct eddy__heap timers;
+    struct eddy__poller poller;
+
+    struct eddy_obj_slab task_slab;
+    struct eddy_stack_pool *stacks;
+    struct eddy__list tasks; /* every task not yet freed */
+    size_t live;             /* tasks not yet finished */
+    uint64_t next_id;
+
+    struct eddy__fd_slot **fd_chunks;
+    size_t fd_nchunks;
+
+    /* Cross-thread entry: posts and stop, signalled through an eventfd. */
+    int wake_fd;
+    pthread_mutex_t post_lock;
+    struct eddy__post *post_head;
+    struct eddy__post **post_tail;
+    atomic_bool stop;
+    bool closing;
+    bool running;
+    pthread_t owner;
+
+    bool debug; /* EDDY_DEBUG */
+    int64_t slow_ns;
+    struct eddy_task **quarantine; /* EDDY_DEBUG: freed tasks, reused late */
+    size_t quarantine_len;
+    size_t quarantine_next;
+};
+
+extern __thread struct eddy_loop *eddy__loop_tls __attribute__((tls_model("initial-exec")));
+
+static inline struct eddy_task *eddy__task_self(void)
+{
+    struct eddy_loop *loop = eddy__loop_tls;
+    return loop ? loop->current : NULL;
+}
+
+/* Parks the current task until woken or until min(deadline, scope deadline).
+ * Returns the waker's code, -ECANCELED, -ETIMEDOUT or EDDY__WAKE_DEADLINE. */
+int eddy__task_park(struct eddy_task *self, int64_t deadline);
+/* Makes a parked task runnable with code rc; no-op when it is not parked. */
+void eddy__task_wake(struct eddy_task *task, int rc);
+/* Switches from the current task to the next runnable one (or the loop).
+ * The caller has already queued or parked self. */
+void eddy__loop_switch_from(struct eddy_loop *loop, struct eddy_task *self);
+/* Picks the next runnable task within the iteration's budget and makes it
+ * current; returns its coroutine, or the loop's when none may run. */
+struct eddy_coro *eddy__loop_next(struct eddy_loop *loop);
+/* Frees the coroutine of a task that finished (called after each switch). */
+void eddy__loop_reap(struct eddy_loop *loop);
+/* Starts running task from the loop's scheduler (main) context. */
+void eddy__loop_dispatch(struct eddy_loop *loop, struct eddy_task *task);
+
+void eddy__timers_fire(struct eddy_loop *loop);
+/* ns until the earliest timer (0 when due), -1 when there is none. */
+int64_t eddy__timers_next_ns(const struct eddy_loop *loop);
+
+void eddy__fd_event(struct eddy_loop *loop, int fd, uint32_t events);
+void eddy__fd_table_fini(struct eddy_loop *loop);
+
+void eddy__task_free(struct eddy_loop *loop, struct eddy_task *task);
+void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *task);
+void eddy__debug_report_end(struct eddy_loop *loop);
+
+#endif

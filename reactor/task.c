@@ -1,0 +1,329 @@
+/*
+ * reactor/task.c: tasks (spawn, join, cancel, detach, yield, sleep), the
+ * park/wake protocol and timeout scopes.
+ *
+ * A task is a slab object plus a coroutine whose stack comes from the
+ * loop's stack pool. Its coroutine (and stack) is freed as soon as it
+ * finishes; the small task object lives on until it is joined (or at once
+ * if detached), so a finished task costs about 200 bytes, not a stack.
+ *
+ * Cancellation is a sticky flag: eddy__task_park refuses to park a task
+ * whose flag is set, and cancelling a parked task wakes it, so the current
+ * and every later blocking call return -ECANCELED until uncancel.
+ * Deadlines: each park arms the task's own timer for the earlier of the
+ * call's deadline and the innermost timeout scope's; which one fired
+ * decides between EDDY__WAKE_DEADLINE (sleep's success) and -ETIMEDOUT.
+ *
+ * Costs: spawn is a slab alloc, a warm stack from the pool and a queue
+ * push; a park is at most one heap insert and one switch.
+ */
+#include "reactor/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool is_live(const struct eddy_task *t)
+{
+    return t && t->magic == EDDY__TASK_MAGIC;
+}
+
+/* ---- park / wake --------------------------------------------------------- */
+
+void eddy__task_wake(struct eddy_task *t, int rc)
+{
+    if (t->state != EDDY__TASK_PARKED)
+        return;
+    t->wake_rc = rc;
+    t->state = EDDY__TASK_RUNNABLE;
+    eddy__list_push_back(&t->loop->runq, &t->run_link);
+}
+
+static void on_park_deadline(void *arg)
+{
+    struct eddy_task *t = arg;
+    /* The scope wins a tie: its deadline is the caller's hard limit. */
+    eddy__task_wake(t, t->timer.deadline_ns >= t->deadline ? -ETIMEDOUT : EDDY__WAKE_DEADLINE);
+}
+
+int eddy__task_park(struct eddy_task *self, int64_t deadline)
+{
+    struct eddy_loop *loop = self->loop;
+    if (self->flags & EDDY__TASK_CANCEL)
+        return -ECANCELED;
+    int64_t effective = deadline < self->deadline ? deadline : self->deadline;
+    if (effective != EDDY_DEADLINE_NEVER) {
+        if (effective <= loop->now)
+            return effective >= self->deadline ? -ETIMEDOUT : EDDY__WAKE_DEADLINE;
+        int rc = eddy_timer_start(&self->timer, effective, on_park_deadline, self);
+        if (rc < 0)
+            return rc;
+    }
+    self->state = EDDY__TASK_PARKED;
+    self->wake_rc = 0;
+    eddy__loop_switch_from(loop, self);
+    if (self->timer._slot)
+        eddy_timer_stop(&self->timer);
+    return self->wake_rc;
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+static void task_entry(void *arg)
+{
+    struct eddy_task *t = arg;
+    struct eddy_loop *loop = t->loop;
+    if (loop->zombie)
+        eddy__loop_reap(loop);
+    t->result = t->fn(t->arg);
+
+    t->state = EDDY__TASK_DONE;
+    loop->live--;
+    if (t->joiner)
+        eddy__task_wake(t->joiner, 0);
+    if (EDDY_UNLIKELY(loop->debug))
+        eddy__debug_slice_end(loop, t);
+    loop->zombie = t;
+    struct eddy_coro *to = eddy__loop_next(loop);
+    eddy_coro_exit(to);
+}
+
+EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg,
+                             const struct eddy_task_opts *opts, struct eddy_task **out)
+{
+    if (!loop || !fn || (!out && !(opts && opts->detached)))
+        return -EINVAL;
+    if (opts && opts->stack_size_bytes > EDDY_STACK_MAX_BYTES)
+        return -EINVAL;
+    if (!pthread_equal(pthread_self(), loop->owner))
+        return -EINVAL;
+    struct eddy_task *t = eddy_obj_slab_alloc(&loop->task_slab);
+    if (!t)
+        return -ENOMEM;
+    memset(t, 0, sizeof(*t));
+    t->id = ++loop->next_id;
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, sizeof(t->name) - 1);
+    } else {
+        snprintf(t->name, sizeof(t->name), "task-%llu", (unsigned long long)t->id);
+    }
+    struct eddy_coro_opts copts = {
+        .stack_size_bytes = opts ? opts->stack_size_bytes : 0,
+        .name = t->name,
+        .save_fpu = opts && opts->save_fpu,
+    };
+    int rc = eddy_coro_create(loop->stacks, task_entry, t, &copts, &t->coro);
+    if (rc < 0) {
+        eddy_obj_slab_free(&loop->task_slab, t);
+        return rc;
+    }
+    eddy_coro_set_data(t->coro, t);
+    t->magic = EDDY__TASK_MAGIC;
+    t->loop = loop;
+    t->fn = fn;
+    t->arg = arg;
+    t->deadline = EDDY_DEADLINE_NEVER;
+    t->flags = opts && opts->detached ? EDDY__TASK_DETACHED : 0;
+    eddy__list_init(&t->wait_link);
+    eddy__list_push_back(&loop->tasks, &t->all_link);
+    loop->live++;
+    t->state = EDDY__TASK_RUNNABLE;
+    eddy__list_push_back(&loop->runq, &t->run_link);
+    if (out)
+        *out = (t->flags & EDDY__TASK_DETACHED) ? NULL : t;
+    return 0;
+}
+
+EDDY_API int eddy_task_spawn(eddy_task_fn *fn, void *arg, const struct eddy_task_opts *opts,
+                             struct eddy_task **out)
+{
+    struct eddy_loop *loop = eddy__loop_tls;
+    if (!loop)
+        return -EINVAL;
+    return eddy_loop_spawn(loop, fn, arg, opts, out);
+}
+
+/* ---- join / cancel / detach ---------------------------------------------- */
+
+EDDY_API int eddy_task_join(struct eddy_task *t, intptr_t *result)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self || !is_live(t) || t->loop != self->loop || (t->flags & EDDY__TASK_DETACHED))
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+    if (t->state != EDDY__TASK_DONE) {
+        if (t->joiner && t->joiner != self)
+            return -EBUSY;
+        t->joiner = self;
+        int rc = eddy__task_park(self, EDDY_DEADLINE_NEVER);
+        t->joiner = NULL;
+        if (rc < 0)
+            return rc;
+    }
+    if (result)
+        *result = t->result;
+    eddy__task_free(self->loop, t);
+    return 0;
+}
+
+EDDY_API int eddy_task_cancel(struct eddy_task *t)
+{
+    if (!is_live(t))
+        return -EINVAL;
+    if (t->state == EDDY__TASK_DONE)
+        return -EALREADY;
+    t->flags |= EDDY__TASK_CANCEL;
+    eddy__task_wake(t, -ECANCELED);
+    return 0;
+}
+
+EDDY_API int eddy_task_uncancel(void)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self)
+        return -EINVAL;
+    bool was = (self->flags & EDDY__TASK_CANCEL) != 0;
+    self->flags &= (uint8_t)~EDDY__TASK_CANCEL;
+    return was ? 1 : 0;
+}
+
+EDDY_API int eddy_task_detach(struct eddy_task *t)
+{
+    if (!is_live(t) || (t->flags & EDDY__TASK_DETACHED) || t->joiner)
+        return -EINVAL;
+    if (t->state == EDDY__TASK_DONE) {
+        eddy__task_free(t->loop, t);
+        return 0;
+    }
+    t->flags |= EDDY__TASK_DETACHED;
+    return 0;
+}
+
+/* ---- yield and sleep ------------------------------------------------------ */
+
+static int pending_error(const struct eddy_task *self)
+{
+    if (self->flags & EDDY__TASK_CANCEL)
+        return -ECANCELED;
+    if (self->deadline <= self->loop->now)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+EDDY_API int eddy_task_yield(void)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self)
+        return -EINVAL;
+    int rc = pending_error(self);
+    if (rc < 0)
+        return rc;
+    self->state = EDDY__TASK_RUNNABLE;
+    eddy__list_push_back(&self->loop->runq, &self->run_link);
+    eddy__loop_switch_from(self->loop, self);
+    return pending_error(self);
+}
+
+EDDY_API int eddy_sleep_until(int64_t deadline_ns)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self)
+        return -EINVAL;
+    if (deadline_ns <= self->loop->now)
+        return eddy_task_yield();
+    int rc = eddy__task_park(self, deadline_ns);
+    return rc == EDDY__WAKE_DEADLINE ? 0 : rc;
+}
+
+EDDY_API int eddy_sleep_ns(int64_t ns)
+{
+    struct eddy_loop *loop = eddy__loop_tls;
+    if (!loop || ns < 0)
+        return -EINVAL;
+    return eddy_sleep_until(ns > EDDY_DEADLINE_NEVER - loop->now ? EDDY_DEADLINE_NEVER
+                                                                 : loop->now + ns);
+}
+
+EDDY_API int eddy_sleep_ms(int64_t ms)
+{
+    if (ms < 0)
+        return -EINVAL;
+    return eddy_sleep_ns(ms > INT64_MAX / EDDY_NS_PER_MS ? INT64_MAX : ms * EDDY_NS_PER_MS);
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+EDDY_API struct eddy_task *eddy_task_current(void)
+{
+    return eddy__task_self();
+}
+
+EDDY_API bool eddy_task_is_done(const struct eddy_task *t)
+{
+    return is_live(t) && t->state == EDDY__TASK_DONE;
+}
+
+EDDY_API bool eddy_task_is_cancelled(const struct eddy_task *t)
+{
+    return is_live(t) && (t->flags & EDDY__TASK_CANCEL);
+}
+
+EDDY_API int eddy_task_result(const struct eddy_task *t, intptr_t *result)
+{
+    if (!is_live(t))
+        return -EINVAL;
+    if (t->state != EDDY__TASK_DONE)
+        return -EAGAIN;
+    if (result)
+        *result = t->result;
+    return 0;
+}
+
+EDDY_API const char *eddy_task_name(const struct eddy_task *t)
+{
+    return is_live(t) ? t->name : "(not a task)";
+}
+
+/* ---- timeout scopes ------------------------------------------------------- */
+
+EDDY_API int eddy_timeout_enter_at(struct eddy_timeout *scope, int64_t deadline_ns)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self || !scope)
+        return -EINVAL;
+    scope->deadline_ns = deadline_ns;
+    scope->_outer_deadline = self->deadline;
+    scope->_outer = self->scope;
+    scope->_task = self;
+    self->scope = scope;
+    if (deadline_ns < self->deadline)
+        self->deadline = deadline_ns;
+    return 0;
+}
+
+EDDY_API int eddy_timeout_enter(struct eddy_timeout *scope, int64_t timeout_ns)
+{
+    struct eddy_loop *loop = eddy__loop_tls;
+    if (!loop || timeout_ns < 0)
+        return -EINVAL;
+    int64_t deadline = timeout_ns > EDDY_DEADLINE_NEVER - loop->now ? EDDY_DEADLINE_NEVER
+                                                                    : loop->now + timeout_ns;
+    return eddy_timeout_enter_at(scope, deadline);
+}
+
+EDDY_API int eddy_timeout_exit(struct eddy_timeout *scope)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self || !scope || self->scope != scope || scope->_task != self)
+        return -EINVAL;
+    self->scope = scope->_outer;
+    self->deadline = scope->_outer_deadline;
+    scope->_task = NULL;
+    return eddy_timeout_is_expired(scope) ? -ETIMEDOUT : 0;
+}
+
+EDDY_API bool eddy_timeout_is_expired(const struct eddy_timeout *scope)
+{
+    return scope->deadline_ns <= eddy_now_ns();
+}
