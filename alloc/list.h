@@ -19,7 +19,7 @@ struct eddy__list {
 
 /* The object of type `type` whose member `member` is at ptr. The assignment
  * to a typed pointer makes the compiler check that ptr has the member's type. */
-#define eddy__container_of(ptr, type, member)                                                   \
+#define eddy__container_of(ptr, type, member)                                                      \
     ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) - offsetof(type, member)))
 
 static inline void eddy__list_init(struct eddy__list *l)
@@ -94,7 +94,7 @@ static inline void eddy__list_splice_back(struct eddy__list *dst, struct eddy__l
 #define eddy__list_for_each(pos, head) for (pos = (head)->next; pos != (head); pos = pos->next)
 
 /* Walk that tolerates removal of pos. */
-#define eddy__list_for_each_safe(pos, tmp, head)                                                \
+#define eddy__list_for_each_safe(pos, tmp, head)                                                   \
     for (pos = (head)->next, tmp = pos->next; pos != (head); pos = tmp, tmp = pos->next)
 
 #endif

@@ -57,17 +57,17 @@ static const size_t class_bytes[NCLASSES] = {
 };
 
 struct size_class {
-    size_t size;          /* usable bytes */
-    size_t slot;          /* page + usable bytes */
-    uintptr_t warm;       /* tagged lo of the newest warm stack, 0 when none */
+    size_t size;    /* usable bytes */
+    size_t slot;    /* page + usable bytes */
+    uintptr_t warm; /* tagged lo of the newest warm stack, 0 when none */
     size_t warm_count;
     size_t warm_limit;
-    uintptr_t *cold;      /* tagged lo of stacks whose pages were released */
+    uintptr_t *cold; /* tagged lo of stacks whose pages were released */
     size_t cold_len;
     size_t cold_cap;
-    char *bump;           /* uncarved part of the newest region */
+    char *bump; /* uncarved part of the newest region */
     char *bump_end;
-    size_t region_bytes;  /* size of the next region */
+    size_t region_bytes; /* size of the next region */
 };
 
 struct region {
@@ -180,8 +180,8 @@ static int map_region(struct eddy_stack_pool *pool, struct size_class *c)
         pool->regions = r;
         pool->regions_cap = cap;
     }
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *base =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return -ENOMEM;
     /* Failure only means the kernel has no THP support: nothing to undo. */

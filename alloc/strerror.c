@@ -12,8 +12,8 @@ EDDY_API const char *eddy_strerror(int code)
     switch (code) {
     case 0:
         return "success";
-#define EDDY__NAME_ERROR(name, text)                                                            \
-    case name:                                                                                  \
+#define EDDY__NAME_ERROR(name, text)                                                               \
+    case name:                                                                                     \
         return #name ": " text;
         EDDY_ERRORS(EDDY__NAME_ERROR)
 #undef EDDY__NAME_ERROR

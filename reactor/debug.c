@@ -24,7 +24,7 @@ void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *t)
 void eddy__debug_report_end(struct eddy_loop *loop)
 {
     struct eddy__list *pos;
-    eddy__list_for_each(pos, &loop->tasks) {
+    eddy__list_for_each (pos, &loop->tasks) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, all_link);
         if (t->state != EDDY__TASK_DONE)
             fprintf(stderr, "eddy: task '%s' still pending when the loop ended\n", t->name);

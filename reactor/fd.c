@@ -59,7 +59,7 @@ void eddy__fd_table_fini(struct eddy_loop *loop)
 static void wake_waiters(struct eddy__fd_slot *slot, uint32_t events, int rc)
 {
     struct eddy__list *pos;
-    eddy__list_for_each(pos, &slot->waiters) {
+    eddy__list_for_each (pos, &slot->waiters) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, wait_link);
         if ((events & EDDY__EV_ERROR) || (t->wait_events & events))
             eddy__task_wake(t, rc);

@@ -111,7 +111,7 @@ struct eddy_loop {
     struct eddy_task *current;
     struct eddy_coro *sched; /* the thread's main coroutine, where the loop runs */
     struct eddy__list runq;
-    uint32_t budget; /* dispatches left before the loop polls again */
+    uint32_t budget;          /* dispatches left before the loop polls again */
     struct eddy_task *zombie; /* finished; its stack is freed by the next context */
     struct eddy__heap timers;
     struct eddy__poller poller;

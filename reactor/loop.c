@@ -106,7 +106,7 @@ fail_loop:
 static void cancel_all(struct eddy_loop *loop)
 {
     struct eddy__list *pos;
-    eddy__list_for_each(pos, &loop->tasks) {
+    eddy__list_for_each (pos, &loop->tasks) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, all_link);
         if (t->state != EDDY__TASK_DONE)
             eddy_task_cancel(t);
@@ -132,7 +132,7 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
         run(loop, UNTIL_NO_TASKS, NULL);
     }
     struct eddy__list *pos, *tmp;
-    eddy__list_for_each_safe(pos, tmp, &loop->tasks) {
+    eddy__list_for_each_safe (pos, tmp, &loop->tasks) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, all_link);
         eddy__task_free(loop, t);
     }

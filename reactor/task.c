@@ -307,8 +307,8 @@ EDDY_API int eddy_timeout_enter(struct eddy_timeout *scope, int64_t timeout_ns)
     struct eddy_loop *loop = eddy__loop_tls;
     if (!loop || timeout_ns < 0)
         return -EINVAL;
-    int64_t deadline = timeout_ns > EDDY_DEADLINE_NEVER - loop->now ? EDDY_DEADLINE_NEVER
-                                                                    : loop->now + timeout_ns;
+    int64_t deadline =
+        timeout_ns > EDDY_DEADLINE_NEVER - loop->now ? EDDY_DEADLINE_NEVER : loop->now + timeout_ns;
     return eddy_timeout_enter_at(scope, deadline);
 }
 

@@ -85,11 +85,11 @@ EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct
 EDDY_API bool eddy_stack_is_intact(const struct eddy_stack *stack);
 
 struct eddy_stack_pool_stats {
-    size_t in_use;        /* stacks handed out and not yet released */
-    size_t cached;        /* released stacks kept with their pages */
-    size_t released;      /* released stacks whose pages went back to the kernel */
-    size_t mapped_bytes;  /* address space reserved by the pool */
-    size_t guard_pages;   /* PROT_NONE guard pages this pool holds */
+    size_t in_use;       /* stacks handed out and not yet released */
+    size_t cached;       /* released stacks kept with their pages */
+    size_t released;     /* released stacks whose pages went back to the kernel */
+    size_t mapped_bytes; /* address space reserved by the pool */
+    size_t guard_pages;  /* PROT_NONE guard pages this pool holds */
 };
 EDDY_API void eddy_stack_pool_get_stats(const struct eddy_stack_pool *pool,
                                         struct eddy_stack_pool_stats *out);

@@ -23,30 +23,30 @@ extern "C" {
 #define EDDY_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Every code eddy returns, with the meaning it has in eddy. */
-#define EDDY_ERRORS(X)                                                                  \
-    X(EPERM, "operation not permitted")                                                 \
-    X(ENOENT, "no such file or directory")                                              \
-    X(EINTR, "interrupted")                                                             \
-    X(EIO, "input/output error")                                                        \
-    X(EBADF, "bad file descriptor, or it was closed while a task waited on it")         \
-    X(EAGAIN, "try again (parsers: need more bytes)")                                   \
-    X(ENOMEM, "out of memory; the loop keeps running")                                  \
-    X(EACCES, "permission denied")                                                      \
-    X(EBUSY, "resource busy (already running, already being joined)")                   \
-    X(EEXIST, "already exists")                                                         \
-    X(EINVAL, "invalid argument or misuse (for example: not called from a task)")       \
-    X(EMFILE, "too many open files")                                                    \
-    X(ENOSPC, "no space left")                                                          \
-    X(EPIPE, "broken pipe")                                                             \
-    X(EDEADLK, "would deadlock (a task joining itself)")                                \
-    X(ENOSYS, "not supported by this kernel")                                           \
-    X(ESHUTDOWN, "the loop is shutting down")                                           \
-    X(EPROTO, "protocol error in peer input")                                           \
-    X(EBADMSG, "malformed message from peer")                                           \
-    X(ECONNRESET, "connection reset by peer")                                           \
-    X(ECONNREFUSED, "connection refused")                                               \
-    X(ETIMEDOUT, "deadline passed")                                                     \
-    X(EALREADY, "already done (for example: cancelling a finished task)")               \
+#define EDDY_ERRORS(X)                                                                             \
+    X(EPERM, "operation not permitted")                                                            \
+    X(ENOENT, "no such file or directory")                                                         \
+    X(EINTR, "interrupted")                                                                        \
+    X(EIO, "input/output error")                                                                   \
+    X(EBADF, "bad file descriptor, or it was closed while a task waited on it")                    \
+    X(EAGAIN, "try again (parsers: need more bytes)")                                              \
+    X(ENOMEM, "out of memory; the loop keeps running")                                             \
+    X(EACCES, "permission denied")                                                                 \
+    X(EBUSY, "resource busy (already running, already being joined)")                              \
+    X(EEXIST, "already exists")                                                                    \
+    X(EINVAL, "invalid argument or misuse (for example: not called from a task)")                  \
+    X(EMFILE, "too many open files")                                                               \
+    X(ENOSPC, "no space left")                                                                     \
+    X(EPIPE, "broken pipe")                                                                        \
+    X(EDEADLK, "would deadlock (a task joining itself)")                                           \
+    X(ENOSYS, "not supported by this kernel")                                                      \
+    X(ESHUTDOWN, "the loop is shutting down")                                                      \
+    X(EPROTO, "protocol error in peer input")                                                      \
+    X(EBADMSG, "malformed message from peer")                                                      \
+    X(ECONNRESET, "connection reset by peer")                                                      \
+    X(ECONNREFUSED, "connection refused")                                                          \
+    X(ETIMEDOUT, "deadline passed")                                                                \
+    X(EALREADY, "already done (for example: cancelling a finished task)")                          \
     X(ECANCELED, "the task was cancelled")
 
 /*

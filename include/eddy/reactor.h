@@ -241,8 +241,8 @@ struct eddy_timer {
 /* Arms the timer (re-arms it when already armed). Must run on the current
  * loop's thread. Returns: 0; -ENOMEM; -EINVAL without a current loop.
  * Suspends: no. */
-EDDY_API int eddy_timer_start(struct eddy_timer *timer, int64_t deadline_ns,
-                              eddy_callback_fn *fn, void *arg);
+EDDY_API int eddy_timer_start(struct eddy_timer *timer, int64_t deadline_ns, eddy_callback_fn *fn,
+                              void *arg);
 /* Disarms the timer. Stopping a timer that fired or never started is a
  * no-op. Suspends: no. */
 EDDY_API void eddy_timer_stop(struct eddy_timer *timer);
