@@ -37,7 +37,7 @@ else
   endif
 endif
 
-ARCH := $(shell uname -m)
+ARCH ?= $(shell uname -m)
 ifeq ($(ARCH),x86_64)
   SWITCH_SRC := coro/switch_x86_64.S
 else ifeq ($(ARCH),aarch64)
@@ -93,7 +93,7 @@ $(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAG
 TEST_ARGS ?=
 
 .PHONY: all lib deps deps-test deps-bench test test-build asan tsan debug valgrind \
-        bench-build bench bench-smoke examples install uninstall format format-check clean help
+        bench-build bench bench-smoke examples check-aarch64 install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
 all: deps lib examples bench-build
@@ -169,6 +169,14 @@ bench: deps-bench bench-build
 bench-smoke: deps-bench bench-build
 	bench/run --smoke
 
+# The aarch64 switch, cross-built and run under qemu-user: the basics
+# example exercises spawn, join, cancel, timeouts and fd waits.
+check-aarch64: examples
+	@scripts/deps.sh cross
+	$(MAKE) ARCH=aarch64 CC=aarch64-linux-gnu-gcc ALLOC=libc BUILD=build/aarch64 examples
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build/aarch64/examples/basics > build/aarch64/basics.out
+	$(BUILD)/examples/basics | diff - build/aarch64/basics.out && echo "aarch64: basics output matches x86-64"
+
 PREFIX ?= /usr/local
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -184,8 +192,10 @@ uninstall:
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' '*.cc')
 format:
+	@scripts/deps.sh format
 	clang-format -i $(FORMAT_SRCS)
 format-check:
+	@scripts/deps.sh format
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
@@ -198,6 +208,7 @@ help:
 	@echo "make valgrind        the test suite under valgrind"
 	@echo "make bench           every benchmark suite, writes results/"
 	@echo "make bench-smoke     the short benchmark pass"
+	@echo "make check-aarch64   cross-build for aarch64 and run the basics example under qemu"
 	@echo "make install PREFIX=/usr/local DESTDIR="
 	@echo "make format | format-check | clean"
 	@echo "variables: ALLOC=jemalloc|mimalloc|libc  VARIANT=release|debug|asan|tsan|valgrind  WERROR=1"

@@ -6,12 +6,13 @@
  * suspended coroutine that has used little stack occupies a single page.
  *
  * Each thread has an implicit main coroutine for its own stack; the running
- * coroutine is a thread-local pointer (NULL meaning main) that the SIGSEGV
+ * coroutine is a thread-local pointer (NULL before the first switch) that the SIGSEGV
  * handler also reads.
  *
- * Tools: every stack is registered with Valgrind while in use, and ASan
- * builds announce each switch (__sanitizer_start/finish_switch_fiber) so
- * that ASan tracks which stack is live.
+ * Tools: every stack is registered with Valgrind while in use; ASan builds
+ * announce each switch (__sanitizer_start/finish_switch_fiber) and TSan
+ * builds give each coroutine a fiber (__tsan_switch_to_fiber), so both
+ * sanitizers know which stack is live.
  *
  * Cost: eddy_coro_switch is a thread-local store, a flags test and the
  * assembly switch (about 20 instructions).
@@ -43,6 +44,11 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define EDDY_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
+
 enum {
     CORO_MAIN = 1u << 0,    /* the thread's own stack; never destroyed */
     CORO_DONE = 1u << 1,    /* the body returned or eddy_coro_exit ran */
@@ -63,6 +69,9 @@ struct eddy_coro {
     struct eddy_stack stack;
 #ifdef EDDY_ASAN
     void *asan_fake_stack;
+#endif
+#ifdef EDDY_TSAN
+    void *tsan_fiber;
 #endif
 };
 
@@ -88,7 +97,7 @@ _Static_assert(offsetof(struct eddy_coro, ctx) == 0, "ctx first");
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
-static TLS struct eddy_coro *running; /* NULL: the thread's main coroutine */
+static TLS struct eddy_coro *running; /* NULL until the first switch: main */
 static TLS struct eddy_coro main_coro;
 
 static struct eddy_coro *main_get(void)
@@ -96,6 +105,9 @@ static struct eddy_coro *main_get(void)
     if (EDDY_UNLIKELY(!(main_coro.flags & CORO_MAIN))) {
         main_coro.flags = CORO_MAIN;
         main_coro.name = "main";
+#ifdef EDDY_TSAN
+        main_coro.tsan_fiber = __tsan_get_current_fiber();
+#endif
         eddy__ctx_save_fpu(&main_coro.ctx);
     }
     return &main_coro;
@@ -108,7 +120,7 @@ EDDY_API struct eddy_coro *eddy_coro_current(void)
 
 const struct eddy_coro *eddy__coro_running(void)
 {
-    return running;
+    return running && !(running->flags & CORO_MAIN) ? running : NULL;
 }
 
 const struct eddy_stack *eddy__coro_stack(const struct eddy_coro *coro)
@@ -165,7 +177,10 @@ static void asan_after(struct eddy_coro *self)
 
 static inline void raw_switch(struct eddy_coro *from, struct eddy_coro *to)
 {
-    running = (to->flags & CORO_MAIN) ? NULL : to;
+#ifdef EDDY_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    running = to;
     if (EDDY_UNLIKELY((from->flags | to->flags) & CORO_FPU))
         eddy__ctx_switch_fpu(&from->ctx, &to->ctx);
     else
@@ -230,6 +245,9 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
     /* New coroutines start with the creator's FP control state. */
     eddy__ctx_save_fpu(&c->ctx);
     eddy__ctx_prepare(&c->ctx, c, coro_main, c);
+#ifdef EDDY_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
     c->valgrind_id = VALGRIND_STACK_REGISTER(stack.lo, (char *)stack.lo + stack.size_bytes);
     *out = c;
     return 0;
@@ -244,6 +262,9 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *c)
     if (!eddy_stack_is_intact(&stack))
         eddy__coro_overflow_report(c, "detected when its stack was released");
     VALGRIND_STACK_DEREGISTER(c->valgrind_id);
+#ifdef EDDY_TSAN
+    __tsan_destroy_fiber(c->tsan_fiber);
+#endif
     eddy_stack_pool_release(pool, &stack);
 }
 
@@ -267,7 +288,7 @@ EDDY_API int eddy_coro_resume(struct eddy_coro *c)
 EDDY_API int eddy_coro_yield(void)
 {
     struct eddy_coro *self = running;
-    if (!self || !self->resumer)
+    if (!self || (self->flags & CORO_MAIN) || !self->resumer)
         return -EINVAL;
     struct eddy_coro *to = self->resumer;
     self->resumer = NULL;

@@ -132,7 +132,6 @@ struct eddy_loop {
     struct eddy__post **post_tail;
     atomic_bool stop;
     bool closing;
-    bool running;
     pthread_t owner;
 
     bool debug; /* EDDY_DEBUG */

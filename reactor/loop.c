@@ -124,7 +124,9 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
         return;
     if (loop->debug)
         eddy__debug_report_end(loop);
+    pthread_mutex_lock(&loop->post_lock);
     loop->closing = true;
+    pthread_mutex_unlock(&loop->post_lock);
     /* asyncio.run's shutdown: cancel what is left and let it finish. */
     while (loop->live > 0) {
         cancel_all(loop);
@@ -270,7 +272,9 @@ static void run_posts(struct eddy_loop *loop)
 EDDY_API void eddy_loop_stop(struct eddy_loop *loop)
 {
     atomic_store(&loop->stop, true);
-    if (!pthread_equal(pthread_self(), loop->owner) || !loop->running)
+    /* The owner thread is either inside the loop, which checks the flag
+     * before it polls, or outside it: only another thread must wake it. */
+    if (!pthread_equal(pthread_self(), loop->owner))
         signal_wake(loop);
 }
 
@@ -304,7 +308,6 @@ static int run(struct eddy_loop *loop, enum run_until mode, struct eddy_task *ta
     if (!pthread_equal(pthread_self(), loop->owner))
         return -EINVAL;
     eddy__loop_tls = loop;
-    loop->running = true;
     loop->sched = eddy_coro_current();
     loop->now = eddy_clock_ns();
     while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
@@ -328,7 +331,6 @@ static int run(struct eddy_loop *loop, enum run_until mode, struct eddy_task *ta
         eddy__timers_fire(loop);
     }
     atomic_store(&loop->stop, false);
-    loop->running = false;
     eddy__loop_tls = NULL;
     return 0;
 }

@@ -3,7 +3,7 @@
 # As root it runs apt-get itself (apt-get update once, on a fresh machine);
 # otherwise it prints the exact command and fails.
 # Usage: scripts/deps.sh GROUP... where GROUP is build, test, bench,
-# jemalloc, mimalloc or libc.
+# format, jemalloc, mimalloc or libc.
 set -eu
 pkgs=""
 for group in "$@"; do
@@ -12,6 +12,8 @@ for group in "$@"; do
         jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
         mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
         libc) ;;
+        format) pkgs="$pkgs clang-format" ;;
+        cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
         test) pkgs="$pkgs libcriterion-dev valgrind python3" ;;
         bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
