@@ -75,24 +75,28 @@ struct eddy_coro {
 #endif
 };
 
-#if defined(__x86_64__)
 _Static_assert(offsetof(struct eddy__ctx, sp) == EDDY__CTX_SP, "ctx sp");
-_Static_assert(offsetof(struct eddy__ctx, pc) == EDDY__CTX_PC, "ctx pc");
-_Static_assert(offsetof(struct eddy__ctx, rbx) == EDDY__CTX_RBX, "ctx rbx");
-_Static_assert(offsetof(struct eddy__ctx, rbp) == EDDY__CTX_RBP, "ctx rbp");
-_Static_assert(offsetof(struct eddy__ctx, r12) == EDDY__CTX_R12, "ctx r12");
-_Static_assert(offsetof(struct eddy__ctx, r13) == EDDY__CTX_R13, "ctx r13");
-_Static_assert(offsetof(struct eddy__ctx, r14) == EDDY__CTX_R14, "ctx r14");
-_Static_assert(offsetof(struct eddy__ctx, r15) == EDDY__CTX_R15, "ctx r15");
-_Static_assert(offsetof(struct eddy__ctx, mxcsr) == EDDY__CTX_MXCSR, "ctx mxcsr");
-_Static_assert(offsetof(struct eddy__ctx, fpucw) == EDDY__CTX_FPUCW, "ctx fpucw");
-#else
-_Static_assert(offsetof(struct eddy__ctx, x19_x29) == EDDY__CTX_X19, "ctx x19");
-_Static_assert(offsetof(struct eddy__ctx, x19_x29[10]) == EDDY__CTX_X29, "ctx x29");
-_Static_assert(offsetof(struct eddy__ctx, d8_d15) == EDDY__CTX_D8, "ctx d8");
-_Static_assert(offsetof(struct eddy__ctx, fpcr) == EDDY__CTX_FPCR, "ctx fpcr");
-#endif
 _Static_assert(sizeof(struct eddy__ctx) == EDDY__CTX_SIZE, "ctx size");
+_Static_assert(sizeof(struct eddy__frame) == EDDY__FRAME_SIZE, "frame size");
+#if defined(__x86_64__)
+_Static_assert(offsetof(struct eddy__ctx, mxcsr) == EDDY__CTX_FPU, "ctx mxcsr");
+_Static_assert(offsetof(struct eddy__ctx, fpucw) == EDDY__CTX_FPU + 4, "ctx fpucw");
+_Static_assert(offsetof(struct eddy__frame, r12) == EDDY__FRAME_R12, "frame r12");
+_Static_assert(offsetof(struct eddy__frame, r13) == EDDY__FRAME_R13, "frame r13");
+_Static_assert(offsetof(struct eddy__frame, r14) == EDDY__FRAME_R14, "frame r14");
+_Static_assert(offsetof(struct eddy__frame, r15) == EDDY__FRAME_R15, "frame r15");
+_Static_assert(offsetof(struct eddy__frame, rbx) == EDDY__FRAME_RBX, "frame rbx");
+_Static_assert(offsetof(struct eddy__frame, rbp) == EDDY__FRAME_RBP, "frame rbp");
+_Static_assert(offsetof(struct eddy__frame, pc) == EDDY__FRAME_PC, "frame pc");
+#else
+_Static_assert(offsetof(struct eddy__ctx, fpcr) == EDDY__CTX_FPU, "ctx fpcr");
+_Static_assert(offsetof(struct eddy__frame, x19_x28) == EDDY__FRAME_X19, "frame x19");
+_Static_assert(offsetof(struct eddy__frame, x19_x28[2]) == EDDY__FRAME_X21, "frame x21");
+_Static_assert(offsetof(struct eddy__frame, x19_x28[8]) == EDDY__FRAME_X27, "frame x27");
+_Static_assert(offsetof(struct eddy__frame, x29) == EDDY__FRAME_X29, "frame x29");
+_Static_assert(offsetof(struct eddy__frame, d8_d15) == EDDY__FRAME_D8, "frame d8");
+_Static_assert(offsetof(struct eddy__frame, d8_d15[6]) == EDDY__FRAME_D14, "frame d14");
+#endif
 _Static_assert(offsetof(struct eddy_coro, ctx) == 0, "ctx first");
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))

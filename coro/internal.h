@@ -8,60 +8,74 @@
 #ifndef EDDY_CORO_INTERNAL_H
 #define EDDY_CORO_INTERNAL_H
 
+/*
+ * A suspended context is its stack pointer: the switch pushes the
+ * callee-saved registers onto the suspended stack, above the return address
+ * its caller's call pushed, and keeps only the resulting sp in the ctx.
+ * EDDY__FRAME_* are byte offsets from that sp.
+ */
 #if defined(__x86_64__)
 /* x86-64 SysV: rbx, rbp, r12-r15 and rsp are callee-saved (psABI 3.2.1). */
-#define EDDY__CTX_SP 0
-#define EDDY__CTX_PC 8
-#define EDDY__CTX_RBX 16
-#define EDDY__CTX_RBP 24
-#define EDDY__CTX_R12 32
-#define EDDY__CTX_R13 40
-#define EDDY__CTX_R14 48
-#define EDDY__CTX_R15 56
-#define EDDY__CTX_MXCSR 64
-#define EDDY__CTX_FPUCW 68
-#define EDDY__CTX_SIZE 72
+#define EDDY__FRAME_R12 0
+#define EDDY__FRAME_R13 8
+#define EDDY__FRAME_R14 16
+#define EDDY__FRAME_R15 24
+#define EDDY__FRAME_RBX 32
+#define EDDY__FRAME_RBP 40
+#define EDDY__FRAME_PC 48 /* the return address pushed by the caller's call */
+#define EDDY__FRAME_SIZE 56
 #elif defined(__aarch64__)
 /* AAPCS64: x19-x28, x29 (fp), sp and the low halves of v8-v15 (d8-d15) are
  * callee-saved; x30 (lr) holds the resume address. */
-#define EDDY__CTX_SP 0
-#define EDDY__CTX_PC 8
-#define EDDY__CTX_X19 16
-#define EDDY__CTX_X21 32
-#define EDDY__CTX_X23 48
-#define EDDY__CTX_X25 64
-#define EDDY__CTX_X27 80
-#define EDDY__CTX_X29 96
-#define EDDY__CTX_D8 104
-#define EDDY__CTX_D10 120
-#define EDDY__CTX_D12 136
-#define EDDY__CTX_D14 152
-#define EDDY__CTX_FPCR 168
-#define EDDY__CTX_SIZE 176
+#define EDDY__FRAME_X19 0
+#define EDDY__FRAME_X21 16
+#define EDDY__FRAME_X23 32
+#define EDDY__FRAME_X25 48
+#define EDDY__FRAME_X27 64
+#define EDDY__FRAME_X29 80 /* x29 and x30 (the resume address) */
+#define EDDY__FRAME_D8 96
+#define EDDY__FRAME_D10 112
+#define EDDY__FRAME_D12 128
+#define EDDY__FRAME_D14 144
+#define EDDY__FRAME_SIZE 160
 #else
 #error "eddy has a context switch for x86_64 and aarch64 only"
 #endif
+
+/* struct eddy__ctx: the saved sp, then the FP control state that only the
+ * _fpu switch reads and writes. */
+#define EDDY__CTX_SP 0
+#define EDDY__CTX_FPU 8 /* x86-64: MXCSR (4 bytes), x87 control word (2); aarch64: FPCR (8) */
+#define EDDY__CTX_SIZE 16
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
 struct eddy__ctx {
     uint64_t sp;
-    uint64_t pc;
 #if defined(__x86_64__)
-    uint64_t rbx, rbp, r12, r13, r14, r15;
     uint32_t mxcsr;
     uint16_t fpucw;
     uint16_t pad;
 #else
-    uint64_t x19_x29[11];
-    uint64_t d8_d15[8];
     uint64_t fpcr;
 #endif
 };
 
-/* Saves the callee-saved registers into *from, loads *to and jumps to its pc.
- * Returns when another context switches back to *from. */
+/* The registers a suspended context keeps on its stack, at ctx.sp. */
+struct eddy__frame {
+#if defined(__x86_64__)
+    uint64_t r12, r13, r14, r15, rbx, rbp, pc;
+#else
+    uint64_t x19_x28[10];
+    uint64_t x29, x30;
+    uint64_t d8_d15[8];
+#endif
+};
+
+/* Pushes the callee-saved registers, saves sp in *from, loads *to's sp, pops
+ * its registers and jumps to its pc. Returns when another context switches
+ * back to *from. */
 void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
 /* The same, also saving and loading the FP control state (MXCSR and the x87
  * control word; FPCR on aarch64). */
@@ -73,22 +87,26 @@ void eddy__ctx_entry(void);
 void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
 
 /* Prepares ctx so that switching to it runs entry(arg) on the stack whose
- * highest usable address is top. */
+ * highest usable address is top: an initial frame whose registers carry
+ * entry and arg to eddy__ctx_entry, placed so that sp is 16-byte aligned
+ * once the frame has been popped. */
 static inline void eddy__ctx_prepare(struct eddy__ctx *ctx, void *top, void (*entry)(void *),
                                      void *arg)
 {
-    uintptr_t sp = (uintptr_t)top & ~(uintptr_t)15;
-    ctx->sp = sp;
-    ctx->pc = (uint64_t)(uintptr_t)eddy__ctx_entry;
+    uintptr_t aligned = (uintptr_t)top & ~(uintptr_t)15;
+    struct eddy__frame *f = (struct eddy__frame *)(aligned - sizeof(struct eddy__frame));
+    *f = (struct eddy__frame){0};
 #if defined(__x86_64__)
-    ctx->r12 = (uint64_t)(uintptr_t)entry;
-    ctx->r13 = (uint64_t)(uintptr_t)arg;
-    ctx->rbp = 0; /* ends frame-pointer backtraces */
+    f->r12 = (uint64_t)(uintptr_t)entry;
+    f->r13 = (uint64_t)(uintptr_t)arg;
+    f->pc = (uint64_t)(uintptr_t)eddy__ctx_entry;
+    /* rbp = 0 ends frame-pointer backtraces. */
 #else
-    ctx->x19_x29[0] = (uint64_t)(uintptr_t)entry;
-    ctx->x19_x29[1] = (uint64_t)(uintptr_t)arg;
-    ctx->x19_x29[10] = 0;
+    f->x19_x28[0] = (uint64_t)(uintptr_t)entry;
+    f->x19_x28[1] = (uint64_t)(uintptr_t)arg;
+    f->x30 = (uint64_t)(uintptr_t)eddy__ctx_entry;
 #endif
+    ctx->sp = (uint64_t)(uintptr_t)f;
 }
 
 struct eddy_coro;

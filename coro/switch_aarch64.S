@@ -8,16 +8,20 @@
  *
  * ABI: AAPCS64 (6.1.1, 6.1.2) makes x19-x28, x29 (frame pointer), sp and the
  * low 64 bits of v8-v15 (d8-d15) callee-saved. x30 (lr) holds our return
- * address, which becomes the saved pc. Everything else may be clobbered by
- * a call. FPCR (rounding mode, flush-to-zero) is thread state shared by
- * eddy's coroutines unless they ask for save_fpu, as on x86-64.
- * The other side is resumed with br, not ret, for the same reason as on
- * x86-64: ret after a stack change misses in the return predictor.
+ * address, which is where the suspended side resumes. Everything else may be
+ * clobbered by a call. The switch stores these registers in a 160-byte frame
+ * on the suspended stack and keeps only sp in *from, as on x86-64. FPCR
+ * (rounding mode, flush-to-zero) is thread state shared by eddy's coroutines
+ * unless they ask for save_fpu; the _fpu variant keeps it in struct eddy__ctx.
+ * The other side is resumed with br, not ret: ret after a stack change
+ * misses in the return predictor. to->sp is loaded first so that the load
+ * overlaps the stores (see switch_x86_64.S for the measurements).
  *
- * Offsets (coro/internal.h):
- *    0 sp     8 pc (x30)   16 x19 24 x20   32 x21 40 x22   48 x23 56 x24
- *   64 x25 72 x26   80 x27 88 x28   96 x29   104 d8 112 d9   120 d10 128 d11
- *   136 d12 144 d13   152 d14 160 d15   168 fpcr
+ * Frame at ctx->sp (EDDY__FRAME_*, coro/internal.h, checked in coro.c):
+ *    0 x19  8 x20   16 x21 24 x22   32 x23 40 x24   48 x25 56 x26
+ *   64 x27 72 x28   80 x29 88 x30   96 d8 104 d9   112 d10 120 d11
+ *   128 d12 136 d13   144 d14 152 d15
+ * struct eddy__ctx: 0 sp   8 fpcr
  */
 #include "coro/internal.h"
 
@@ -29,31 +33,33 @@
     .p2align 4
 eddy__ctx_switch:
     .cfi_startproc
-    mov     x9, sp                          /* x9 = our sp */
-    stp     x9, x30, [x0, #EDDY__CTX_SP]    /* from->sp, from->pc */
-    stp     x19, x20, [x0, #EDDY__CTX_X19]  /* from->x19, x20 */
-    stp     x21, x22, [x0, #EDDY__CTX_X21]  /* from->x21, x22 */
-    stp     x23, x24, [x0, #EDDY__CTX_X23]  /* from->x23, x24 */
-    stp     x25, x26, [x0, #EDDY__CTX_X25]  /* from->x25, x26 */
-    stp     x27, x28, [x0, #EDDY__CTX_X27]  /* from->x27, x28 */
-    str     x29, [x0, #EDDY__CTX_X29]       /* from->x29 */
-    stp     d8, d9, [x0, #EDDY__CTX_D8]     /* from->d8, d9 */
-    stp     d10, d11, [x0, #EDDY__CTX_D10]  /* from->d10, d11 */
-    stp     d12, d13, [x0, #EDDY__CTX_D12]  /* from->d12, d13 */
-    stp     d14, d15, [x0, #EDDY__CTX_D14]  /* from->d14, d15 */
-    ldp     x9, x30, [x1, #EDDY__CTX_SP]    /* to->sp, to->pc */
-    ldp     x19, x20, [x1, #EDDY__CTX_X19]  /* to->x19, x20 */
-    ldp     x21, x22, [x1, #EDDY__CTX_X21]  /* to->x21, x22 */
-    ldp     x23, x24, [x1, #EDDY__CTX_X23]  /* to->x23, x24 */
-    ldp     x25, x26, [x1, #EDDY__CTX_X25]  /* to->x25, x26 */
-    ldp     x27, x28, [x1, #EDDY__CTX_X27]  /* to->x27, x28 */
-    ldr     x29, [x1, #EDDY__CTX_X29]       /* to->x29 */
-    ldp     d8, d9, [x1, #EDDY__CTX_D8]     /* to->d8, d9 */
-    ldp     d10, d11, [x1, #EDDY__CTX_D10]  /* to->d10, d11 */
-    ldp     d12, d13, [x1, #EDDY__CTX_D12]  /* to->d12, d13 */
-    ldp     d14, d15, [x1, #EDDY__CTX_D14]  /* to->d14, d15 */
-    mov     sp, x9                          /* sp = to->sp */
-    br      x30                             /* pc = to->pc */
+    ldr     x10, [x1, #EDDY__CTX_SP]            /* x10 = to->sp, loaded early */
+    sub     sp, sp, #EDDY__FRAME_SIZE           /* room for the frame */
+    stp     x19, x20, [sp, #EDDY__FRAME_X19]    /* frame x19, x20 */
+    stp     x21, x22, [sp, #EDDY__FRAME_X21]    /* frame x21, x22 */
+    stp     x23, x24, [sp, #EDDY__FRAME_X23]    /* frame x23, x24 */
+    stp     x25, x26, [sp, #EDDY__FRAME_X25]    /* frame x25, x26 */
+    stp     x27, x28, [sp, #EDDY__FRAME_X27]    /* frame x27, x28 */
+    stp     x29, x30, [sp, #EDDY__FRAME_X29]    /* frame x29, x30 (resume address) */
+    stp     d8, d9, [sp, #EDDY__FRAME_D8]       /* frame d8, d9 */
+    stp     d10, d11, [sp, #EDDY__FRAME_D10]    /* frame d10, d11 */
+    stp     d12, d13, [sp, #EDDY__FRAME_D12]    /* frame d12, d13 */
+    stp     d14, d15, [sp, #EDDY__FRAME_D14]    /* frame d14, d15 */
+    mov     x9, sp                              /* x9 = frame */
+    str     x9, [x0, #EDDY__CTX_SP]             /* from->sp = frame */
+    mov     sp, x10                             /* sp = to's frame */
+    ldp     x19, x20, [sp, #EDDY__FRAME_X19]    /* frame x19, x20 */
+    ldp     x21, x22, [sp, #EDDY__FRAME_X21]    /* frame x21, x22 */
+    ldp     x23, x24, [sp, #EDDY__FRAME_X23]    /* frame x23, x24 */
+    ldp     x25, x26, [sp, #EDDY__FRAME_X25]    /* frame x25, x26 */
+    ldp     x27, x28, [sp, #EDDY__FRAME_X27]    /* frame x27, x28 */
+    ldp     x29, x30, [sp, #EDDY__FRAME_X29]    /* frame x29, x30 (resume address) */
+    ldp     d8, d9, [sp, #EDDY__FRAME_D8]       /* frame d8, d9 */
+    ldp     d10, d11, [sp, #EDDY__FRAME_D10]    /* frame d10, d11 */
+    ldp     d12, d13, [sp, #EDDY__FRAME_D12]    /* frame d12, d13 */
+    ldp     d14, d15, [sp, #EDDY__FRAME_D14]    /* frame d14, d15 */
+    add     sp, sp, #EDDY__FRAME_SIZE           /* pop the frame */
+    br      x30                                 /* resume to */
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 
@@ -63,16 +69,16 @@ eddy__ctx_switch:
     .p2align 4
 eddy__ctx_switch_fpu:
     .cfi_startproc
-    mrs     x9, fpcr                        /* x9 = our fpcr */
-    str     x9, [x0, #EDDY__CTX_FPCR]       /* from->fpcr */
-    ldr     x9, [x1, #EDDY__CTX_FPCR]       /* x9 = to->fpcr */
-    msr     fpcr, x9                        /* fpcr = to->fpcr */
-    b       eddy__ctx_switch                /* the rest is the plain switch */
+    mrs     x9, fpcr                            /* x9 = our fpcr */
+    str     x9, [x0, #EDDY__CTX_FPU]            /* from->fpcr */
+    ldr     x9, [x1, #EDDY__CTX_FPU]            /* x9 = to->fpcr */
+    msr     fpcr, x9                            /* fpcr = to->fpcr */
+    b       eddy__ctx_switch                    /* the registers as in the plain switch */
     .cfi_endproc
     .size   eddy__ctx_switch_fpu, .-eddy__ctx_switch_fpu
 
-/* A new context starts here with sp 16-byte aligned, x19 = entry function,
- * x20 = its argument. */
+/* A new context starts here with sp 16-byte aligned (its initial frame just
+ * popped), x19 = entry function, x20 = its argument. */
     .globl  eddy__ctx_entry
     .hidden eddy__ctx_entry
     .type   eddy__ctx_entry, %function
@@ -80,9 +86,9 @@ eddy__ctx_switch_fpu:
 eddy__ctx_entry:
     .cfi_startproc
     .cfi_undefined x30
-    mov     x0, x20                         /* arg = ctx->x20 */
-    blr     x19                             /* entry = ctx->x19; never returns */
-    brk     #0                              /* unreachable: trap if it does */
+    mov     x0, x20                             /* arg = frame x20 */
+    blr     x19                                 /* entry = frame x19; never returns */
+    brk     #0                                  /* unreachable: trap if it does */
     .cfi_endproc
     .size   eddy__ctx_entry, .-eddy__ctx_entry
 
@@ -92,8 +98,8 @@ eddy__ctx_entry:
     .p2align 4
 eddy__ctx_save_fpu:
     .cfi_startproc
-    mrs     x9, fpcr                        /* x9 = fpcr */
-    str     x9, [x0, #EDDY__CTX_FPCR]       /* ctx->fpcr */
+    mrs     x9, fpcr                            /* x9 = fpcr */
+    str     x9, [x0, #EDDY__CTX_FPU]            /* ctx->fpcr */
     ret
     .cfi_endproc
     .size   eddy__ctx_save_fpu, .-eddy__ctx_save_fpu
