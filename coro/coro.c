@@ -32,6 +32,7 @@
 #else
 #define VALGRIND_STACK_REGISTER(lo, hi) 0u
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#define RUNNING_ON_VALGRIND 0
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -103,10 +104,13 @@ _Static_assert(offsetof(struct eddy_coro, ctx) == 0, "ctx first");
 
 static TLS struct eddy_coro *running; /* NULL until the first switch: main */
 static TLS struct eddy_coro main_coro;
+/* Valgrind's client requests cost a dozen instructions each; ask once. */
+static bool under_valgrind;
 
 static struct eddy_coro *main_get(void)
 {
     if (EDDY_UNLIKELY(!(main_coro.flags & CORO_MAIN))) {
+        under_valgrind = RUNNING_ON_VALGRIND != 0;
         main_coro.flags = CORO_MAIN;
         main_coro.name = "main";
 #ifdef EDDY_TSAN
@@ -238,21 +242,28 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
     char *top = (char *)stack.lo + stack.size_bytes;
     uintptr_t at = ((uintptr_t)top - sizeof(struct eddy_coro)) & ~(uintptr_t)63;
     struct eddy_coro *c = (struct eddy_coro *)at;
-    memset(c, 0, sizeof(*c));
+    c->flags = opts && opts->save_fpu ? CORO_FPU : 0;
+    c->resumer = NULL;
     c->fn = fn;
     c->arg = arg;
+    c->data = NULL;
     c->pool = pool;
     c->stack = stack;
     c->name = opts && opts->name ? opts->name : "coroutine";
-    if (opts && opts->save_fpu)
-        c->flags |= CORO_FPU;
-    /* New coroutines start with the creator's FP control state. */
-    eddy__ctx_save_fpu(&c->ctx);
+    /* A new coroutine starts with the thread's FP control state as it was
+     * when the thread's main coroutine was first seen: copying it is much
+     * cheaper than stmxcsr/fnstcw per create. */
+    c->ctx = main_coro.ctx;
     eddy__ctx_prepare(&c->ctx, c, coro_main, c);
+#ifdef EDDY_ASAN
+    c->asan_fake_stack = NULL;
+#endif
 #ifdef EDDY_TSAN
     c->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    c->valgrind_id = VALGRIND_STACK_REGISTER(stack.lo, (char *)stack.lo + stack.size_bytes);
+    c->valgrind_id = 0;
+    if (EDDY_UNLIKELY(under_valgrind))
+        c->valgrind_id = VALGRIND_STACK_REGISTER(stack.lo, (char *)stack.lo + stack.size_bytes);
     *out = c;
     return 0;
 }
@@ -265,7 +276,8 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *c)
     struct eddy_stack_pool *pool = c->pool;
     if (!eddy_stack_is_intact(&stack))
         eddy__coro_overflow_report(c, "detected when its stack was released");
-    VALGRIND_STACK_DEREGISTER(c->valgrind_id);
+    if (EDDY_UNLIKELY(under_valgrind))
+        VALGRIND_STACK_DEREGISTER(c->valgrind_id);
 #ifdef EDDY_TSAN
     __tsan_destroy_fiber(c->tsan_fiber);
 #endif

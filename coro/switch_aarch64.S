@@ -13,9 +13,10 @@
  * on the suspended stack and keeps only sp in *from, as on x86-64. FPCR
  * (rounding mode, flush-to-zero) is thread state shared by eddy's coroutines
  * unless they ask for save_fpu; the _fpu variant keeps it in struct eddy__ctx.
- * The other side is resumed with br, not ret: ret after a stack change
- * misses in the return predictor. to->sp is loaded first so that the load
- * overlaps the stores (see switch_x86_64.S for the measurements).
+ * The other side resumes through ret (x30), which keeps the return stack
+ * predictor in step with the real stacks, and is predicted when both sides
+ * suspended at the same call site; to->sp is loaded first so that the load
+ * overlaps the stores (see switch_x86_64.S for why and for measurements).
  *
  * Frame at ctx->sp (EDDY__FRAME_*, coro/internal.h, checked in coro.c):
  *    0 x19  8 x20   16 x21 24 x22   32 x23 40 x24   48 x25 56 x26
@@ -59,7 +60,7 @@ eddy__ctx_switch:
     ldp     d12, d13, [sp, #EDDY__FRAME_D12]    /* frame d12, d13 */
     ldp     d14, d15, [sp, #EDDY__FRAME_D14]    /* frame d14, d15 */
     add     sp, sp, #EDDY__FRAME_SIZE           /* pop the frame */
-    br      x30                                 /* resume to */
+    ret                                         /* x30: resume to */
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 

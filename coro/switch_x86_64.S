@@ -18,12 +18,19 @@
  * save_fpu. Keeping them out of the frame lets either variant resume a
  * context suspended by the other.
  *
- * The other side is resumed by popping its return address and jumping to it
- * rather than with ret: a ret after the stack change always misses in the
- * return predictor. to->sp is loaded first, so that its load overlaps the
- * pushes instead of delaying every pop behind it. Measured on this machine
- * class (ns per switch, ping-pong): ret 18, registers saved into a struct
- * through rdi/rsi 9, push/pop with to->sp loaded late 5, as below 2.6.
+ * The other side resumes through ret, which keeps the CPU's return stack
+ * buffer in step with the real stacks. Whether it is predicted depends on
+ * where the two sides called the switch: the ret is predicted to go back to
+ * our own call site, so when both sides suspended at the same site (every
+ * task of eddy's scheduler parks through one call site) the switch and the
+ * returns after it are all predicted. Resuming with pop+jmp instead is
+ * predicted by the indirect-branch predictor wherever the sites are, but
+ * leaves one stale entry on the return stack, so every return after the
+ * switch mispredicts. Measured here, ns: a ping-pong between two different
+ * call sites, 2.8 with jmp vs 19.9 with ret; a task yield ping-pong in the
+ * reactor, 62 with jmp vs 26 with ret. to->sp is loaded first, so that its
+ * load overlaps the pushes instead of delaying every pop behind it (5.0 vs
+ * 2.6 ns with jmp).
  *
  * Frame at ctx->sp (EDDY__FRAME_*, coro/internal.h, checked in coro.c):
  *    0 r12    8 r13   16 r14   24 r15   32 rbx   40 rbp   48 return address
@@ -63,8 +70,7 @@ eddy__ctx_switch:
     popq    %r15                            /* frame r15 */
     popq    %rbx                            /* frame rbx */
     popq    %rbp                            /* frame rbp */
-    popq    %rcx                            /* frame return address */
-    jmpq    *%rcx                           /* resume to */
+    ret                                     /* frame return address: resume to */
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 

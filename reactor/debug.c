@@ -16,7 +16,7 @@ void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *t)
     int64_t ran = eddy_clock_ns() - t->slice_start_ns;
     if (ran > loop->slow_ns)
         fprintf(stderr, "eddy: task '%s' ran %.1f ms without suspending (EDDY_SLOW_MS=%lld)\n",
-                t->name, (double)ran / 1e6, (long long)(loop->slow_ns / EDDY_NS_PER_MS));
+                eddy_task_name(t), (double)ran / 1e6, (long long)(loop->slow_ns / EDDY_NS_PER_MS));
     if (t->coro)
         eddy_coro_check_stack(t->coro);
 }
@@ -27,8 +27,9 @@ void eddy__debug_report_end(struct eddy_loop *loop)
     eddy__list_for_each (pos, &loop->tasks) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, all_link);
         if (t->state != EDDY__TASK_DONE)
-            fprintf(stderr, "eddy: task '%s' still pending when the loop ended\n", t->name);
+            fprintf(stderr, "eddy: task '%s' still pending when the loop ended\n",
+                    eddy_task_name(t));
         else if (!(t->flags & EDDY__TASK_DETACHED))
-            fprintf(stderr, "eddy: task '%s' finished but was never joined\n", t->name);
+            fprintf(stderr, "eddy: task '%s' finished but was never joined\n", eddy_task_name(t));
     }
 }

@@ -69,6 +69,23 @@ int eddy__task_park(struct eddy_task *self, int64_t deadline)
 
 /* ---- spawn ---------------------------------------------------------------- */
 
+/* Unnamed tasks are called "task-<id>", written when first asked for (or at
+ * spawn in EDDY_DEBUG mode, for the reports): spawning is a hot path. */
+static void default_name(struct eddy_task *t)
+{
+    char digits[24];
+    int n = 0;
+    uint64_t id = t->id;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    memcpy(t->name, "task-", 5);
+    for (int i = 0; i < n; i++)
+        t->name[5 + i] = digits[n - 1 - i];
+    t->name[5 + n] = 0;
+}
+
 static void task_entry(void *arg)
 {
     struct eddy_task *t = arg;
@@ -100,13 +117,12 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
     struct eddy_task *t = eddy_obj_slab_alloc(&loop->task_slab);
     if (!t)
         return -ENOMEM;
-    memset(t, 0, sizeof(*t));
     t->id = ++loop->next_id;
-    if (opts && opts->name) {
-        strncpy(t->name, opts->name, sizeof(t->name) - 1);
-    } else {
-        snprintf(t->name, sizeof(t->name), "task-%llu", (unsigned long long)t->id);
-    }
+    t->name[0] = 0;
+    if (opts && opts->name)
+        strncpy(t->name, opts->name, sizeof(t->name) - 1)[sizeof(t->name) - 1] = 0;
+    else if (EDDY_UNLIKELY(loop->debug))
+        default_name(t);
     struct eddy_coro_opts copts = {
         .stack_size_bytes = opts ? opts->stack_size_bytes : 0,
         .name = t->name,
@@ -119,12 +135,19 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
     }
     eddy_coro_set_data(t->coro, t);
     t->magic = EDDY__TASK_MAGIC;
+    t->flags = opts && opts->detached ? EDDY__TASK_DETACHED : 0;
+    t->wake_rc = 0;
     t->loop = loop;
     t->fn = fn;
     t->arg = arg;
-    t->deadline = EDDY_DEADLINE_NEVER;
-    t->flags = opts && opts->detached ? EDDY__TASK_DETACHED : 0;
+    t->result = 0;
     eddy__list_init(&t->wait_link);
+    t->wait_events = 0;
+    t->timer._slot = 0;
+    t->deadline = EDDY_DEADLINE_NEVER;
+    t->scope = NULL;
+    t->joiner = NULL;
+    t->slice_start_ns = 0;
     eddy__list_push_back(&loop->tasks, &t->all_link);
     loop->live++;
     t->state = EDDY__TASK_RUNNABLE;
@@ -282,7 +305,11 @@ EDDY_API int eddy_task_result(const struct eddy_task *t, intptr_t *result)
 
 EDDY_API const char *eddy_task_name(const struct eddy_task *t)
 {
-    return is_live(t) ? t->name : "(not a task)";
+    if (!is_live(t))
+        return "(not a task)";
+    if (!t->name[0])
+        default_name((struct eddy_task *)t);
+    return t->name;
 }
 
 /* ---- timeout scopes ------------------------------------------------------- */

@@ -74,7 +74,10 @@ EDDY_API int eddy_coro_yield(void);
 /*
  * Transfers control from the running coroutine `from` to `to`, which must be
  * suspended or new. Returns when some coroutine switches back to `from`.
- * No checks: this is the hot path, for schedulers. Suspends: yes.
+ * No checks: this is the hot path, for schedulers. Cost: about 20
+ * instructions; the CPU predicts the switch when `to` last suspended at
+ * the same call site as `from` does now, so a scheduler should switch from
+ * a single place. Suspends: yes.
  */
 EDDY_API void eddy_coro_switch(struct eddy_coro *from, struct eddy_coro *to);
 
