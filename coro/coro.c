@@ -104,6 +104,8 @@ _Static_assert(offsetof(struct eddy_coro, ctx) == 0, "ctx first");
 
 static TLS struct eddy_coro *running; /* NULL until the first switch: main */
 static TLS struct eddy_coro main_coro;
+/* The SIGSEGV handler and this thread's alternate stack are in place. */
+static TLS bool overflow_ready;
 /* Valgrind's client requests cost a dozen instructions each; ask once. */
 static bool under_valgrind;
 
@@ -232,9 +234,13 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
     if (!fn || !pool)
         return -EINVAL;
     (void)main_get(); /* its FP state must be valid before any switch */
-    int rc = eddy__coro_overflow_init();
-    if (rc < 0)
-        return rc;
+    if (EDDY_UNLIKELY(!overflow_ready)) {
+        int rc = eddy__coro_overflow_init();
+        if (rc < 0)
+            return rc;
+        overflow_ready = true;
+    }
+    int rc;
     struct eddy_stack stack;
     rc = eddy_stack_pool_acquire(pool, opts ? opts->stack_size_bytes : 0, &stack);
     if (rc < 0)
@@ -274,7 +280,7 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *c)
         return;
     struct eddy_stack stack = c->stack;
     struct eddy_stack_pool *pool = c->pool;
-    if (!eddy_stack_is_intact(&stack))
+    if (!stack.guarded && !eddy_stack_is_intact(&stack))
         eddy__coro_overflow_report(c, "detected when its stack was released");
     if (EDDY_UNLIKELY(under_valgrind))
         VALGRIND_STACK_DEREGISTER(c->valgrind_id);

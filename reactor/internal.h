@@ -154,16 +154,49 @@ static inline struct eddy_task *eddy__task_self(void)
 int eddy__task_park(struct eddy_task *self, int64_t deadline);
 /* Makes a parked task runnable with code rc; no-op when it is not parked. */
 void eddy__task_wake(struct eddy_task *task, int rc);
-/* Switches from the current task to the next runnable one (or the loop).
- * The caller has already queued or parked self. */
-void eddy__loop_switch_from(struct eddy_loop *loop, struct eddy_task *self);
-/* Picks the next runnable task within the iteration's budget and makes it
- * current; returns its coroutine, or the loop's when none may run. */
-struct eddy_coro *eddy__loop_next(struct eddy_loop *loop);
+/* The one place the scheduler switches from (noinline on purpose); frees
+ * the stack of a task that just finished. */
+void eddy__loop_transfer(struct eddy_loop *loop, struct eddy_coro *from, struct eddy_coro *to);
 /* Frees the coroutine of a task that finished (called after each switch). */
 void eddy__loop_reap(struct eddy_loop *loop);
 /* Starts running task from the loop's scheduler (main) context. */
 void eddy__loop_dispatch(struct eddy_loop *loop, struct eddy_task *task);
+void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *task);
+
+static inline void eddy__loop_start_slice(struct eddy_loop *loop, struct eddy_task *next)
+{
+    next->state = EDDY__TASK_RUNNING;
+    loop->current = next;
+    if (EDDY_UNLIKELY(loop->debug))
+        next->slice_start_ns = eddy_clock_ns();
+}
+
+/* Picks the next runnable task within the iteration's budget and makes it
+ * current; returns its coroutine, or the loop's when none may run. */
+static inline struct eddy_coro *eddy__loop_next(struct eddy_loop *loop)
+{
+    struct eddy__list *n;
+    if (loop->budget > 0 && (n = eddy__list_pop_front(&loop->runq)) != NULL) {
+        loop->budget--;
+        struct eddy_task *next = eddy__container_of(n, struct eddy_task, run_link);
+        eddy__loop_start_slice(loop, next);
+        return next->coro;
+    }
+    loop->current = NULL;
+    return loop->sched;
+}
+
+/* Switches from the current task to the next runnable one (or the loop).
+ * The caller has already queued or parked self. Inline, so that a blocking
+ * call adds no return levels between itself and the switch. */
+static inline void eddy__loop_switch_from(struct eddy_loop *loop, struct eddy_task *self)
+{
+    if (EDDY_UNLIKELY(loop->debug))
+        eddy__debug_slice_end(loop, self);
+    struct eddy_coro *to = eddy__loop_next(loop);
+    if (to != self->coro)
+        eddy__loop_transfer(loop, self->coro, to);
+}
 
 void eddy__timers_fire(struct eddy_loop *loop);
 /* ns until the earliest timer (0 when due), -1 when there is none. */
@@ -173,7 +206,6 @@ void eddy__fd_event(struct eddy_loop *loop, int fd, uint32_t events);
 void eddy__fd_table_fini(struct eddy_loop *loop);
 
 void eddy__task_free(struct eddy_loop *loop, struct eddy_task *task);
-void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *task);
 void eddy__debug_report_end(struct eddy_loop *loop);
 
 #endif

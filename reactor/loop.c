@@ -175,51 +175,21 @@ void eddy__loop_reap(struct eddy_loop *loop)
         eddy__task_free(loop, z);
 }
 
-static inline void start_slice(struct eddy_loop *loop, struct eddy_task *next)
-{
-    next->state = EDDY__TASK_RUNNING;
-    loop->current = next;
-    if (EDDY_UNLIKELY(loop->debug))
-        next->slice_start_ns = eddy_clock_ns();
-}
-
-struct eddy_coro *eddy__loop_next(struct eddy_loop *loop)
-{
-    struct eddy__list *n;
-    if (loop->budget > 0 && (n = eddy__list_pop_front(&loop->runq)) != NULL) {
-        loop->budget--;
-        struct eddy_task *next = eddy__container_of(n, struct eddy_task, run_link);
-        start_slice(loop, next);
-        return next->coro;
-    }
-    loop->current = NULL;
-    return loop->sched;
-}
-
 /* Every switch of the scheduler happens here, at one call site: the CPU
  * predicts a switch's return when both sides suspended at the same site
  * (see coro/switch_x86_64.S). */
-static __attribute__((noinline)) void transfer(struct eddy_loop *loop, struct eddy_coro *from,
-                                               struct eddy_coro *to)
+__attribute__((noinline)) void eddy__loop_transfer(struct eddy_loop *loop, struct eddy_coro *from,
+                                                   struct eddy_coro *to)
 {
     eddy_coro_switch(from, to);
     if (loop->zombie)
         eddy__loop_reap(loop);
 }
 
-void eddy__loop_switch_from(struct eddy_loop *loop, struct eddy_task *self)
-{
-    if (EDDY_UNLIKELY(loop->debug))
-        eddy__debug_slice_end(loop, self);
-    struct eddy_coro *to = eddy__loop_next(loop);
-    if (to != self->coro)
-        transfer(loop, self->coro, to);
-}
-
 void eddy__loop_dispatch(struct eddy_loop *loop, struct eddy_task *task)
 {
-    start_slice(loop, task);
-    transfer(loop, loop->sched, task->coro);
+    eddy__loop_start_slice(loop, task);
+    eddy__loop_transfer(loop, loop->sched, task->coro);
 }
 
 /* ---- posts and stop ------------------------------------------------------ */

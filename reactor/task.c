@@ -112,7 +112,8 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
         return -EINVAL;
     if (opts && opts->stack_size_bytes > EDDY_STACK_MAX_BYTES)
         return -EINVAL;
-    if (!pthread_equal(pthread_self(), loop->owner))
+    /* Cheap path first: spawning from inside the running loop. */
+    if (eddy__loop_tls != loop && !pthread_equal(pthread_self(), loop->owner))
         return -EINVAL;
     struct eddy_task *t = eddy_obj_slab_alloc(&loop->task_slab);
     if (!t)
