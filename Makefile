@@ -82,6 +82,8 @@ BENCH_SRCS := $(wildcard bench/micro/*.c bench/micro/*.cc)
 BENCH_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(BENCH_SRCS))
 BENCH_BIN := $(BUILD)/bench/micro
 
+PERF_BIN := $(BUILD)/perf/workloads
+
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
 
@@ -93,7 +95,7 @@ $(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAG
 TEST_ARGS ?=
 
 .PHONY: all lib deps deps-test deps-bench test test-build asan tsan debug valgrind \
-        bench-build bench bench-smoke examples check-aarch64 install uninstall format format-check clean help
+        bench-build bench bench-smoke examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
 all: deps lib examples bench-build
@@ -133,6 +135,10 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_A) -lcriterion $(LDLIBS_ALL)
 
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.c.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+
+$(PERF_BIN): $(BUILD)/obj/perf/workloads.c.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
 
@@ -177,6 +183,12 @@ check-aarch64: examples
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build/aarch64/examples/basics > build/aarch64/basics.out
 	$(BUILD)/examples/basics | diff - build/aarch64/basics.out && echo "aarch64: basics output matches x86-64"
 
+# Instructions per operation under callgrind, against the committed baseline.
+perf-check: deps-bench $(PERF_BIN)
+	perf/instructions --check
+perf-baseline: deps-bench $(PERF_BIN)
+	perf/instructions
+
 PREFIX ?= /usr/local
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -209,6 +221,8 @@ help:
 	@echo "make bench           every benchmark suite, writes results/"
 	@echo "make bench-smoke     the short benchmark pass"
 	@echo "make check-aarch64   cross-build for aarch64 and run the basics example under qemu"
+	@echo "make perf-check      instructions per operation vs results/instructions.json (fails on +5%)"
+	@echo "make perf-baseline   rewrite results/instructions.json"
 	@echo "make install PREFIX=/usr/local DESTDIR="
 	@echo "make format | format-check | clean"
 	@echo "variables: ALLOC=jemalloc|mimalloc|libc  VARIANT=release|debug|asan|tsan|valgrind  WERROR=1"
