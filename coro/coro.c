@@ -37,11 +37,11 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EDDY_ASAN 1
-#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define EDDY_ASAN 1
-#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
 #endif
 #endif
 
@@ -228,6 +228,26 @@ static void coro_main(void *p)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* Sets up c (whose stack, pool and tool registrations are in place) to run
+ * fn(arg) from the start. */
+static void prepare(struct eddy_coro *c, eddy_coro_fn *fn, void *arg,
+                    const struct eddy_coro_opts *opts)
+{
+    c->flags = opts && opts->save_fpu ? CORO_FPU : 0;
+    c->resumer = NULL;
+    c->fn = fn;
+    c->arg = arg;
+    c->name = opts && opts->name ? opts->name : "coroutine";
+    /* A new coroutine starts with the thread's FP control state as it was
+     * when the thread's main coroutine was first seen: copying it is much
+     * cheaper than stmxcsr/fnstcw per create. */
+    c->ctx = main_coro.ctx;
+    eddy__ctx_prepare(&c->ctx, c, coro_main, c);
+#ifdef EDDY_ASAN
+    c->asan_fake_stack = NULL;
+#endif
+}
+
 EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, void *arg,
                               const struct eddy_coro_opts *opts, struct eddy_coro **out)
 {
@@ -248,29 +268,33 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
     char *top = (char *)stack.lo + stack.size_bytes;
     uintptr_t at = ((uintptr_t)top - sizeof(struct eddy_coro)) & ~(uintptr_t)63;
     struct eddy_coro *c = (struct eddy_coro *)at;
-    c->flags = opts && opts->save_fpu ? CORO_FPU : 0;
-    c->resumer = NULL;
-    c->fn = fn;
-    c->arg = arg;
-    c->data = NULL;
     c->pool = pool;
     c->stack = stack;
-    c->name = opts && opts->name ? opts->name : "coroutine";
-    /* A new coroutine starts with the thread's FP control state as it was
-     * when the thread's main coroutine was first seen: copying it is much
-     * cheaper than stmxcsr/fnstcw per create. */
-    c->ctx = main_coro.ctx;
-    eddy__ctx_prepare(&c->ctx, c, coro_main, c);
-#ifdef EDDY_ASAN
-    c->asan_fake_stack = NULL;
-#endif
+    c->data = NULL;
 #ifdef EDDY_TSAN
     c->tsan_fiber = __tsan_create_fiber(0);
 #endif
     c->valgrind_id = 0;
     if (EDDY_UNLIKELY(under_valgrind))
         c->valgrind_id = VALGRIND_STACK_REGISTER(stack.lo, (char *)stack.lo + stack.size_bytes);
+    prepare(c, fn, arg, opts);
     *out = c;
+    return 0;
+}
+
+EDDY_API int eddy_coro_reset(struct eddy_coro *c, eddy_coro_fn *fn, void *arg,
+                             const struct eddy_coro_opts *opts)
+{
+    if (!c || !fn || c == running || (c->flags & CORO_MAIN) || !(c->flags & CORO_DONE))
+        return -EINVAL;
+    if (opts && opts->stack_size_bytes > c->stack.size_bytes)
+        return -EINVAL;
+    if (!c->stack.guarded && !eddy_stack_is_intact(&c->stack))
+        eddy__coro_overflow_report(c, "detected when its stack was reused");
+#ifdef EDDY_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(c->stack.lo, c->stack.size_bytes);
+#endif
+    prepare(c, fn, arg, opts);
     return 0;
 }
 
@@ -286,6 +310,11 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *c)
         VALGRIND_STACK_DEREGISTER(c->valgrind_id);
 #ifdef EDDY_TSAN
     __tsan_destroy_fiber(c->tsan_fiber);
+#endif
+#ifdef EDDY_ASAN
+    /* Frames that never returned (a suspended coroutine, or eddy_coro_exit)
+     * leave their redzones poisoned; the stack's next user must not inherit them. */
+    ASAN_UNPOISON_MEMORY_REGION(stack.lo, stack.size_bytes);
 #endif
     eddy_stack_pool_release(pool, &stack);
 }

@@ -99,6 +99,7 @@ struct eddy__fd_slot {
 };
 
 #define EDDY__FD_CHUNK 1024
+#define EDDY__CORO_CACHE 64
 
 struct eddy__post {
     struct eddy__post *next;
@@ -113,6 +114,10 @@ struct eddy_loop {
     struct eddy__list runq;
     uint32_t budget;          /* dispatches left before the loop polls again */
     struct eddy_task *zombie; /* finished; its stack is freed by the next context */
+    /* Finished coroutines with default-size stacks, kept for the next spawn
+     * (eddy_coro_reset skips the stack pool round trip). */
+    struct eddy_coro *coro_cache[EDDY__CORO_CACHE];
+    uint32_t coro_cache_len;
     struct eddy__heap timers;
     struct eddy__poller poller;
 

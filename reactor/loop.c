@@ -11,8 +11,9 @@
  * ready costs about as much as a hundred switches).
  *
  * One iteration: run tasks; poll (timeout 0 when tasks are runnable, else
- * until the earliest timer); read the clock once; fire due timers; run the
- * callbacks posted from other threads.
+ * until the earliest timer, measured from a fresh clock read because the
+ * tasks may have run for a while); read the clock once for the tasks and
+ * timers; fire due timers; run the callbacks posted from other threads.
  *
  * Finished tasks cannot free their own stack while running on it: a task
  * that ends leaves itself in loop->zombie and switches away, and whichever
@@ -124,9 +125,19 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
         return;
     if (loop->debug)
         eddy__debug_report_end(loop);
+    /* Callbacks not yet run are dropped here, before the shutdown runs below
+     * poll the eventfd and would run them (eddy_loop_post's contract). */
     pthread_mutex_lock(&loop->post_lock);
     loop->closing = true;
+    struct eddy__post *p = loop->post_head;
+    loop->post_head = NULL;
+    loop->post_tail = &loop->post_head;
     pthread_mutex_unlock(&loop->post_lock);
+    while (p) {
+        struct eddy__post *next = p->next;
+        eddy__free(p);
+        p = next;
+    }
     /* asyncio.run's shutdown: cancel what is left and let it finish. */
     while (loop->live > 0) {
         cancel_all(loop);
@@ -145,16 +156,9 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
     for (uint32_t i = 0; i < loop->timers.len; i++)
         loop->timers.v[i].node->slot = 0;
     eddy__heap_fini(&loop->timers);
-    pthread_mutex_lock(&loop->post_lock);
-    struct eddy__post *p = loop->post_head;
-    loop->post_head = NULL;
-    pthread_mutex_unlock(&loop->post_lock);
-    while (p) {
-        struct eddy__post *next = p->next;
-        eddy__free(p);
-        p = next;
-    }
     pthread_mutex_destroy(&loop->post_lock);
+    while (loop->coro_cache_len > 0)
+        eddy_coro_destroy(loop->coro_cache[--loop->coro_cache_len]);
     eddy__fd_table_fini(loop);
     close(loop->wake_fd);
     eddy__poller_fini(&loop->poller);
@@ -169,7 +173,11 @@ void eddy__loop_reap(struct eddy_loop *loop)
 {
     struct eddy_task *z = loop->zombie;
     loop->zombie = NULL;
-    eddy_coro_destroy(z->coro);
+    if (loop->coro_cache_len < EDDY__CORO_CACHE &&
+        eddy_coro_stack_size(z->coro) == EDDY_STACK_DEFAULT_BYTES)
+        loop->coro_cache[loop->coro_cache_len++] = z->coro;
+    else
+        eddy_coro_destroy(z->coro);
     z->coro = NULL;
     if (z->flags & EDDY__TASK_DETACHED)
         eddy__task_free(loop, z);
@@ -297,7 +305,17 @@ static int run(struct eddy_loop *loop, enum run_until mode, struct eddy_task *ta
             break;
         if (atomic_load_explicit(&loop->stop, memory_order_relaxed))
             break;
-        int64_t timeout = eddy__list_is_empty(&loop->runq) ? eddy__timers_next_ns(loop) : 0;
+        int64_t timeout = 0;
+        if (eddy__list_is_empty(&loop->runq)) {
+            /* About to block: the tasks of this iteration ran after loop->now
+             * was read, so measure the wait from a fresh read, or the earliest
+             * timer would fire late by as long as they ran. */
+            timeout = eddy__timers_next_ns(loop);
+            if (timeout > 0) {
+                int64_t ran = eddy_clock_ns() - loop->now;
+                timeout = timeout > ran ? timeout - ran : 0;
+            }
+        }
         int rc = eddy__poller_wait(&loop->poller, timeout, on_fd_event, loop);
         if (rc < 0) {
             fprintf(stderr, "eddy: epoll wait failed: %s\n", eddy_strerror(rc));

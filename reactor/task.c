@@ -129,7 +129,13 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
         .name = t->name,
         .save_fpu = opts && opts->save_fpu,
     };
-    int rc = eddy_coro_create(loop->stacks, task_entry, t, &copts, &t->coro);
+    int rc;
+    if (loop->coro_cache_len > 0 && copts.stack_size_bytes <= EDDY_STACK_DEFAULT_BYTES) {
+        t->coro = loop->coro_cache[--loop->coro_cache_len];
+        rc = eddy_coro_reset(t->coro, task_entry, t, &copts);
+    } else {
+        rc = eddy_coro_create(loop->stacks, task_entry, t, &copts, &t->coro);
+    }
     if (rc < 0) {
         eddy_obj_slab_free(&loop->task_slab, t);
         return rc;

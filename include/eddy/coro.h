@@ -53,6 +53,17 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
                               const struct eddy_coro_opts *opts, struct eddy_coro **out);
 
 /*
+ * Prepares a finished coroutine to run fn(arg) from the start on the same
+ * stack, as eddy_coro_create would, without the round trip through the
+ * stack pool (schedulers keep finished coroutines for reuse). The stack is
+ * checked for an overflow first. opts: borrowed, may be NULL; its stack size
+ * must fit the existing stack. Returns: 0; -EINVAL when coro is not done,
+ * is running or main, or the requested stack is larger. Suspends: no.
+ */
+EDDY_API int eddy_coro_reset(struct eddy_coro *coro, eddy_coro_fn *fn, void *arg,
+                             const struct eddy_coro_opts *opts);
+
+/*
  * Releases a coroutine that is done or has never run or is suspended (its
  * stack is then discarded without unwinding: whatever it holds leaks).
  * Must not be called on the running coroutine. Checks the stack canary and
