@@ -199,9 +199,16 @@ static inline void raw_switch(struct eddy_coro *from, struct eddy_coro *to)
 
 EDDY_API void eddy_coro_switch(struct eddy_coro *from, struct eddy_coro *to)
 {
-    asan_before(from, to, false);
+    /* A finished coroutine (eddy_coro_finish) leaves for the last time: ASan
+     * must drop its fake stack rather than keep it for a resume. */
+    asan_before(from, to, (from->flags & CORO_DONE) != 0);
     raw_switch(from, to);
     asan_after(from);
+}
+
+EDDY_API void eddy_coro_finish(struct eddy_coro *c)
+{
+    c->flags |= CORO_DONE;
 }
 
 EDDY_API void eddy_coro_exit(struct eddy_coro *to)

@@ -104,6 +104,15 @@ EDDY_API __attribute__((noreturn)) void eddy_coro_exit(struct eddy_coro *to);
  * Costs a mincore() syscall for unguarded stacks. Suspends: no. */
 EDDY_API void eddy_coro_check_stack(const struct eddy_coro *coro);
 
+/*
+ * Marks the running coroutine as finished, for a scheduler that then makes
+ * its last eddy_coro_switch away from the same call site as all its other
+ * switches (which keeps the CPU's return prediction in step; see
+ * eddy_coro_switch). The coroutine must never be switched to again; it can
+ * be reset or destroyed from another context. Suspends: no.
+ */
+EDDY_API void eddy_coro_finish(struct eddy_coro *coro);
+
 /* The running coroutine: the thread's main coroutine outside any other. */
 EDDY_API struct eddy_coro *eddy_coro_current(void);
 EDDY_API bool eddy_coro_is_main(const struct eddy_coro *coro);
