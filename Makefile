@@ -63,6 +63,7 @@ ifeq ($(WERROR),1)
 endif
 CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -I. $(ALLOC_DEF_$(ALLOC)) $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
+              -fstack-clash-protection \
               -MMD -MP $(CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -fno-omit-frame-pointer -MMD -MP $(CXXFLAGS)
 LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lpthread $(LDLIBS)

@@ -29,7 +29,8 @@
  * caught when the stack is released (mincore() shows the page resident),
  * and debug builds also check a canary word at the stack limit. A larger
  * overflow of an unguarded stack can corrupt its neighbour before it is
- * seen; that is the stated cost of running past the guard budget.
+ * seen; that is the stated cost of running past the guard budget. Under
+ * Valgrind the budget is capped at 4096, below Valgrind's own mapping limit.
  *
  * Costs: acquire and release from the warm list are O(1) with no syscall;
  * carving a guarded slot costs one mprotect; a cold release one madvise.
@@ -44,12 +45,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define NCLASSES 7
 #define GUARDED_TAG ((uintptr_t)1)
 #define REGION_MIN_BYTES ((size_t)2 << 20)
 #define REGION_MAX_BYTES ((size_t)256 << 20)
 #define DEFAULT_CACHE_BYTES ((size_t)32 << 20)
 #define CANARY UINT64_C(0x5eddc0ffee5eddc0)
+#define VALGRIND_GUARD_CAP 4096
 
 static const size_t class_bytes[NCLASSES] = {
     (size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10, (size_t)1 << 20,
@@ -104,6 +112,10 @@ static void guard_budget_init(void)
         if (f)
             fclose(f);
     }
+    /* Valgrind tracks at most a few tens of thousands of mappings in all
+     * (VG_N_SEGMENTS) and aborts past that: stay well below it there. */
+    if (RUNNING_ON_VALGRIND && budget > VALGRIND_GUARD_CAP)
+        budget = VALGRIND_GUARD_CAP;
     atomic_store(&guard_budget, budget < 0 ? 0 : budget);
 }
 

@@ -185,6 +185,19 @@ static void asan_after(struct eddy_coro *self)
 
 /* ---- switching --------------------------------------------------------- */
 
+/* Coroutines without save_fpu share the thread's FP control state, which is
+ * kept here while a save_fpu coroutine runs with its private one. */
+static TLS struct eddy__ctx shared_fpu;
+
+/* Out of line, so that the common switch needs no stack frame of its own
+ * and reaches the assembly by a tail jump. */
+static __attribute__((noinline)) void switch_fpu(struct eddy_coro *from, struct eddy_coro *to)
+{
+    eddy__ctx_save_fpu((from->flags & CORO_FPU) ? &from->ctx : &shared_fpu);
+    eddy__ctx_load_fpu((to->flags & CORO_FPU) ? &to->ctx : &shared_fpu);
+    eddy__ctx_switch(&from->ctx, &to->ctx);
+}
+
 static inline void raw_switch(struct eddy_coro *from, struct eddy_coro *to)
 {
 #ifdef EDDY_TSAN
@@ -192,7 +205,7 @@ static inline void raw_switch(struct eddy_coro *from, struct eddy_coro *to)
 #endif
     running = to;
     if (EDDY_UNLIKELY((from->flags | to->flags) & CORO_FPU))
-        eddy__ctx_switch_fpu(&from->ctx, &to->ctx);
+        switch_fpu(from, to);
     else
         eddy__ctx_switch(&from->ctx, &to->ctx);
 }
@@ -245,10 +258,9 @@ static void prepare(struct eddy_coro *c, eddy_coro_fn *fn, void *arg,
     c->fn = fn;
     c->arg = arg;
     c->name = opts && opts->name ? opts->name : "coroutine";
-    /* A new coroutine starts with the thread's FP control state as it was
-     * when the thread's main coroutine was first seen: copying it is much
-     * cheaper than stmxcsr/fnstcw per create. */
-    c->ctx = main_coro.ctx;
+    /* A save_fpu coroutine's private FP state starts as its creator's. */
+    if (c->flags & CORO_FPU)
+        eddy__ctx_save_fpu(&c->ctx);
     eddy__ctx_prepare(&c->ctx, c, coro_main, c);
 #ifdef EDDY_ASAN
     c->asan_fake_stack = NULL;
@@ -260,7 +272,7 @@ EDDY_API int eddy_coro_create(struct eddy_stack_pool *pool, eddy_coro_fn *fn, vo
 {
     if (!fn || !pool)
         return -EINVAL;
-    (void)main_get(); /* its FP state must be valid before any switch */
+    (void)main_get();
     if (EDDY_UNLIKELY(!overflow_ready)) {
         int rc = eddy__coro_overflow_init();
         if (rc < 0)

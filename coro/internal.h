@@ -42,8 +42,8 @@
 #error "eddy has a context switch for x86_64 and aarch64 only"
 #endif
 
-/* struct eddy__ctx: the saved sp, then the FP control state that only the
- * _fpu switch reads and writes. */
+/* struct eddy__ctx: the saved sp, then the private FP control state of a
+ * coroutine created with save_fpu. */
 #define EDDY__CTX_SP 0
 #define EDDY__CTX_FPU 8 /* x86-64: MXCSR (4 bytes), x87 control word (2); aarch64: FPCR (8) */
 #define EDDY__CTX_SIZE 16
@@ -77,14 +77,13 @@ struct eddy__frame {
  * its registers and jumps to its pc. Returns when another context switches
  * back to *from. */
 void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
-/* The same, also saving and loading the FP control state (MXCSR and the x87
- * control word; FPCR on aarch64). */
-void eddy__ctx_switch_fpu(struct eddy__ctx *from, struct eddy__ctx *to);
 /* First pc of a new context: calls (*entry)(arg) with entry and arg taken
  * from two callee-saved slots (see eddy__ctx_prepare). Never returns. */
 void eddy__ctx_entry(void);
-/* Saves the current FP control state into ctx (for new contexts). */
+/* Saves / loads the FP control state (MXCSR and the x87 control word;
+ * FPCR on aarch64) to / from ctx. */
 void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
+void eddy__ctx_load_fpu(const struct eddy__ctx *ctx);
 
 /* Prepares ctx so that switching to it runs entry(arg) on the stack whose
  * highest usable address is top: an initial frame whose registers carry

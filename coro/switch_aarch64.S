@@ -2,9 +2,9 @@
  * coro/switch_aarch64.S: the context switch for AArch64 (AAPCS64).
  *
  *   void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
- *   void eddy__ctx_switch_fpu(struct eddy__ctx *from, struct eddy__ctx *to);
  *   void eddy__ctx_entry(void);
  *   void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
+ *   void eddy__ctx_load_fpu(const struct eddy__ctx *ctx);
  *
  * ABI: AAPCS64 (6.1.1, 6.1.2) makes x19-x28, x29 (frame pointer), sp and the
  * low 64 bits of v8-v15 (d8-d15) callee-saved. x30 (lr) holds our return
@@ -12,7 +12,8 @@
  * clobbered by a call. The switch stores these registers in a 160-byte frame
  * on the suspended stack and keeps only sp in *from, as on x86-64. FPCR
  * (rounding mode, flush-to-zero) is thread state shared by eddy's coroutines
- * unless they ask for save_fpu; the _fpu variant keeps it in struct eddy__ctx.
+ * unless they ask for save_fpu; coro.c then saves and loads it around the
+ * switch (eddy__ctx_save_fpu/load_fpu, in struct eddy__ctx).
  * The other side resumes through ret (x30), which keeps the return stack
  * predictor in step with the real stacks, and is predicted when both sides
  * suspended at the same call site; to->sp is loaded first so that the load
@@ -64,20 +65,6 @@ eddy__ctx_switch:
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 
-    .globl  eddy__ctx_switch_fpu
-    .hidden eddy__ctx_switch_fpu
-    .type   eddy__ctx_switch_fpu, %function
-    .p2align 4
-eddy__ctx_switch_fpu:
-    .cfi_startproc
-    mrs     x9, fpcr                            /* x9 = our fpcr */
-    str     x9, [x0, #EDDY__CTX_FPU]            /* from->fpcr */
-    ldr     x9, [x1, #EDDY__CTX_FPU]            /* x9 = to->fpcr */
-    msr     fpcr, x9                            /* fpcr = to->fpcr */
-    b       eddy__ctx_switch                    /* the registers as in the plain switch */
-    .cfi_endproc
-    .size   eddy__ctx_switch_fpu, .-eddy__ctx_switch_fpu
-
 /* A new context starts here with sp 16-byte aligned (its initial frame just
  * popped), x19 = entry function, x20 = its argument. */
     .globl  eddy__ctx_entry
@@ -104,5 +91,17 @@ eddy__ctx_save_fpu:
     ret
     .cfi_endproc
     .size   eddy__ctx_save_fpu, .-eddy__ctx_save_fpu
+
+    .globl  eddy__ctx_load_fpu
+    .hidden eddy__ctx_load_fpu
+    .type   eddy__ctx_load_fpu, %function
+    .p2align 4
+eddy__ctx_load_fpu:
+    .cfi_startproc
+    ldr     x9, [x0, #EDDY__CTX_FPU]            /* x9 = ctx->fpcr */
+    msr     fpcr, x9                            /* fpcr = ctx->fpcr */
+    ret
+    .cfi_endproc
+    .size   eddy__ctx_load_fpu, .-eddy__ctx_load_fpu
 
     .section .note.GNU-stack, "", %progbits

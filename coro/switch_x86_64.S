@@ -2,9 +2,9 @@
  * coro/switch_x86_64.S: the context switch for x86-64 System V.
  *
  *   void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
- *   void eddy__ctx_switch_fpu(struct eddy__ctx *from, struct eddy__ctx *to);
  *   void eddy__ctx_entry(void);
  *   void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
+ *   void eddy__ctx_load_fpu(const struct eddy__ctx *ctx);
  *
  * ABI: the psABI (3.2.1) makes rbx, rbp, r12-r15 and rsp callee-saved; every
  * other general register, and all of xmm0-15, may be clobbered by a call, so
@@ -13,10 +13,9 @@
  * address our caller's call left there, plus rsp kept in *from, are all a
  * switch saves. The direction flag is clear at every call (ABI).
  * MXCSR and the x87 control word are callee-saved too, but they are thread
- * state that eddy's coroutines share (DESIGN.md); the _fpu variant also
- * saves and loads them, in struct eddy__ctx, for coroutines created with
- * save_fpu. Keeping them out of the frame lets either variant resume a
- * context suspended by the other.
+ * state that eddy's coroutines share (DESIGN.md): coro.c saves and loads
+ * them around a switch (eddy__ctx_save_fpu/load_fpu, in struct eddy__ctx)
+ * only when one side was created with save_fpu.
  *
  * The other side resumes through ret, which keeps the CPU's return stack
  * buffer in step with the real stacks. Whether it is predicted depends on
@@ -74,20 +73,6 @@ eddy__ctx_switch:
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 
-    .globl  eddy__ctx_switch_fpu
-    .hidden eddy__ctx_switch_fpu
-    .type   eddy__ctx_switch_fpu, @function
-    .p2align 4
-eddy__ctx_switch_fpu:
-    .cfi_startproc
-    stmxcsr CTX_MXCSR(%rdi)                 /* from->mxcsr */
-    fnstcw  CTX_FPUCW(%rdi)                 /* from->fpucw */
-    ldmxcsr CTX_MXCSR(%rsi)                 /* to->mxcsr */
-    fldcw   CTX_FPUCW(%rsi)                 /* to->fpucw */
-    jmp     eddy__ctx_switch                /* the registers as in the plain switch */
-    .cfi_endproc
-    .size   eddy__ctx_switch_fpu, .-eddy__ctx_switch_fpu
-
 /* A new context starts here with rsp 16-byte aligned (the initial frame has
  * just been popped), r12 = entry function, r13 = its argument. The call
  * leaves rsp = 8 mod 16 at entry's first instruction, as the ABI requires.
@@ -116,5 +101,17 @@ eddy__ctx_save_fpu:
     ret
     .cfi_endproc
     .size   eddy__ctx_save_fpu, .-eddy__ctx_save_fpu
+
+    .globl  eddy__ctx_load_fpu
+    .hidden eddy__ctx_load_fpu
+    .type   eddy__ctx_load_fpu, @function
+    .p2align 4
+eddy__ctx_load_fpu:
+    .cfi_startproc
+    ldmxcsr CTX_MXCSR(%rdi)                 /* mxcsr = ctx->mxcsr */
+    fldcw   CTX_FPUCW(%rdi)                 /* x87 control word = ctx->fpucw */
+    ret
+    .cfi_endproc
+    .size   eddy__ctx_load_fpu, .-eddy__ctx_load_fpu
 
     .section .note.GNU-stack, "", @progbits

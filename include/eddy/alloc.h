@@ -37,15 +37,21 @@ EDDY_API const char *eddy_alloc_backend(void);
  * guard budget lasts (a quarter of vm.max_map_count, since every guard page
  * splits a mapping into two), that page is PROT_NONE and an overflow faults
  * there; eddy's SIGSEGV handler names the coroutine and aborts. Past the
- * budget, or with guards disabled, the page stays mapped but untouched and
- * a canary word at the stack limit is checked when the coroutine suspends
- * in debug mode and when the stack is released: an overflow is then caught
- * late rather than at once. EDDY_STACK_GUARDS=N in the environment sets the
- * budget (0 turns guard pages off).
+ * budget, or with guards disabled, the page stays mapped but untouched: an
+ * overflow into it is caught when the stack is released or reused (the page
+ * has become resident), and at every suspension in EDDY_DEBUG mode; debug
+ * builds (make debug) also keep a canary in the lowest word of each stack.
+ * Such an overflow is caught late rather than at once. EDDY_STACK_GUARDS=N
+ * in the environment sets the budget (0 turns guard pages off).
+ *
+ * A single frame larger than a page can jump over the guard page. Code that
+ * puts large arrays on coroutine stacks should be built with
+ * -fstack-clash-protection (eddy itself is), which touches every page.
  */
 struct eddy_stack_pool;
 
-/* A stack handed out by a pool. lo is the lowest usable byte. */
+/* A stack handed out by a pool: [lo, lo + size_bytes). Debug builds keep a
+ * canary in the word at lo. */
 struct eddy_stack {
     void *lo;
     size_t size_bytes;

@@ -650,7 +650,7 @@ EDDY_TEST(coro, callee_saved_registers_survive_resume_and_yield_with_save_fpu)
 
 /*
  * The assembly itself (coro/internal.h, white-box): the probe calls
- * eddy__ctx_switch or eddy__ctx_switch_fpu directly, so no C function can
+ * eddy__ctx_switch directly, so no C function can
  * restore a register the switch lost. Two raw contexts, main's and one on a
  * stack from the pool, ping-pong PROBE_ROUNDS times.
  */
@@ -702,11 +702,6 @@ static void check_raw_switch(void (*switch_fn)(void))
 EDDY_TEST(coro, ctx_switch_preserves_every_callee_saved_register)
 {
     check_raw_switch((void (*)(void))eddy__ctx_switch);
-}
-
-EDDY_TEST(coro, ctx_switch_fpu_preserves_every_callee_saved_register)
-{
-    check_raw_switch((void (*)(void))eddy__ctx_switch_fpu);
 }
 #endif /* __x86_64__ && !__SANITIZE_THREAD__ */
 
@@ -1018,13 +1013,7 @@ EDDY_TEST(coro, coroutine_without_save_fpu_shares_the_threads_rounding_mode)
  * save_fpu. main changes the rounding mode, then control goes main -> A
  * (plain switch) -> F (save_fpu switch) -> main (save_fpu switch). main
  * must still see the mode it set: F's private state is F's alone.
- *
- * BUG (reported, test disabled until fixed): raw_switch in coro/coro.c uses
- * eddy__ctx_switch_fpu whenever either side has save_fpu, and that loads
- * the *target's* saved FP state even when the target is a shared-state
- * context. main's ctx holds whatever main had at its last save_fpu switch
- * (or when eddy first saw the thread), so here main comes back to round-to-
- * nearest. The reactor's task-to-task handoff makes this path ordinary.
+
  */
 struct fp_handoff {
     struct eddy_coro *main, *a, *f;
@@ -1042,8 +1031,7 @@ static void handoff_f(void *arg)
     eddy_coro_switch(h->f, h->main);
 }
 
-Test(coro, shared_fp_state_survives_a_handoff_through_a_save_fpu_coroutine,
-     .timeout = EDDY_TEST_TIMEOUT_S, .disabled = true)
+EDDY_TEST(coro, shared_fp_state_survives_a_handoff_through_a_save_fpu_coroutine)
 {
     struct eddy_stack_pool *pool = pool_new();
     struct fp_handoff h = {.main = eddy_coro_current()};
