@@ -47,6 +47,7 @@ static inline int64_t rt_late_tolerance_ns(void)
 static inline size_t rt_scale(size_t n, size_t under_valgrind)
 {
 #if defined(__SANITIZE_THREAD__)
+    (void)n;
     return under_valgrind;
 #else
     return eddy_test_under_valgrind() ? under_valgrind : n;
