@@ -99,7 +99,8 @@ EDDY_API int eddy_fd_wait(int fd, uint32_t events)
 
 EDDY_API int eddy_fd_forget(int fd)
 {
-    struct eddy_loop *loop = eddy__loop_tls;
+    /* Outside a run, the fd may still be registered with this thread's loop. */
+    struct eddy_loop *loop = eddy__loop_tls ? eddy__loop_tls : eddy__loop_owned_tls;
     if (!loop || fd < 0)
         return 0;
     struct eddy__fd_slot *slot = slot_get(loop, fd, false);

@@ -126,6 +126,11 @@ struct eddy_loop {
     struct eddy__list tasks; /* every task not yet freed */
     size_t live;             /* tasks not yet finished */
     uint64_t next_id;
+    /* "task-<next_id>", kept up to date by incrementing its digits, so that
+     * naming an unnamed task costs a copy and not a number formatting. */
+    char next_name[32];
+    uint32_t next_name_len;
+    struct eddy_task *until; /* the task eddy_loop_run_until waits for */
 
     struct eddy__fd_slot **fd_chunks;
     size_t fd_nchunks;
@@ -146,7 +151,9 @@ struct eddy_loop {
     size_t quarantine_next;
 };
 
+/* The loop running on this thread, and the last loop created on it. */
 extern __thread struct eddy_loop *eddy__loop_tls __attribute__((tls_model("initial-exec")));
+extern __thread struct eddy_loop *eddy__loop_owned_tls __attribute__((tls_model("initial-exec")));
 
 static inline struct eddy_task *eddy__task_self(void)
 {

@@ -32,6 +32,7 @@
 #define QUARANTINE_LEN 1024
 
 __thread struct eddy_loop *eddy__loop_tls __attribute__((tls_model("initial-exec")));
+__thread struct eddy_loop *eddy__loop_owned_tls __attribute__((tls_model("initial-exec")));
 
 EDDY_API int64_t eddy_clock_ns(void)
 {
@@ -84,6 +85,9 @@ EDDY_API int eddy_loop_create(const struct eddy_loop_opts *opts, struct eddy_loo
     loop->sched = eddy_coro_current();
     loop->owner = pthread_self();
     loop->now = eddy_clock_ns();
+    memcpy(loop->next_name, "task-1", 7);
+    loop->next_name_len = 6;
+    eddy__loop_owned_tls = loop;
     const char *debug = getenv("EDDY_DEBUG");
     loop->debug = debug && *debug && *debug != '0';
     const char *slow = getenv("EDDY_SLOW_MS");
@@ -123,6 +127,14 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
 {
     if (!loop || eddy__loop_tls)
         return;
+    if (!pthread_equal(pthread_self(), loop->owner)) {
+        /* Its tasks can only be finished on the owner thread. */
+        fprintf(stderr, "eddy: eddy_loop_destroy called from a thread that does not own the "
+                        "loop; the loop is left alone\n");
+        return;
+    }
+    if (eddy__loop_owned_tls == loop)
+        eddy__loop_owned_tls = NULL;
     if (loop->debug)
         eddy__debug_report_end(loop);
     /* Callbacks not yet run are dropped here, before the shutdown runs below
@@ -292,6 +304,7 @@ static int run(struct eddy_loop *loop, enum run_until mode, struct eddy_task *ta
     if (!pthread_equal(pthread_self(), loop->owner))
         return -EINVAL;
     eddy__loop_tls = loop;
+    loop->until = mode == UNTIL_TASK ? task : NULL;
     loop->sched = eddy_coro_current();
     loop->now = eddy_clock_ns();
     while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
@@ -325,6 +338,7 @@ static int run(struct eddy_loop *loop, enum run_until mode, struct eddy_task *ta
         eddy__timers_fire(loop);
     }
     atomic_store(&loop->stop, false);
+    loop->until = NULL;
     eddy__loop_tls = NULL;
     return 0;
 }

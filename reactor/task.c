@@ -69,21 +69,22 @@ int eddy__task_park(struct eddy_task *self, int64_t deadline)
 
 /* ---- spawn ---------------------------------------------------------------- */
 
-/* Unnamed tasks are called "task-<id>", written when first asked for (or at
- * spawn in EDDY_DEBUG mode, for the reports): spawning is a hot path. */
-static void default_name(struct eddy_task *t)
+/* Moves the loop's running name "task-<id>" on to the next id: a decimal
+ * increment, which usually touches one digit. Unnamed tasks copy the name,
+ * so naming them costs a copy rather than a number formatting. */
+static void advance_name(struct eddy_loop *loop)
 {
-    char digits[24];
-    int n = 0;
-    uint64_t id = t->id;
-    do {
-        digits[n++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id);
-    memcpy(t->name, "task-", 5);
-    for (int i = 0; i < n; i++)
-        t->name[5 + i] = digits[n - 1 - i];
-    t->name[5 + n] = 0;
+    char *first = loop->next_name + 5; /* after "task-" */
+    char *d = loop->next_name + loop->next_name_len;
+    while (d > first && d[-1] == '9')
+        *--d = '0';
+    if (d > first) {
+        d[-1]++;
+    } else if (loop->next_name_len + 1 < sizeof(loop->next_name)) {
+        first[0] = '1'; /* all nines: one digit more */
+        loop->next_name[loop->next_name_len++] = '0';
+        loop->next_name[loop->next_name_len] = 0;
+    }
 }
 
 static void task_entry(void *arg)
@@ -125,8 +126,9 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
     t->name[0] = 0;
     if (opts && opts->name)
         strncpy(t->name, opts->name, sizeof(t->name) - 1)[sizeof(t->name) - 1] = 0;
-    else if (EDDY_UNLIKELY(loop->debug))
-        default_name(t);
+    else
+        memcpy(t->name, loop->next_name, sizeof(t->name));
+    advance_name(loop);
     struct eddy_coro_opts copts = {
         .stack_size_bytes = opts ? opts->stack_size_bytes : 0,
         .name = t->name,
@@ -225,6 +227,8 @@ EDDY_API int eddy_task_detach(struct eddy_task *t)
 {
     if (!is_live(t) || (t->flags & EDDY__TASK_DETACHED) || t->joiner)
         return -EINVAL;
+    if (t == t->loop->until)
+        return -EBUSY; /* eddy_loop_run_until still needs the handle */
     if (t->state == EDDY__TASK_DONE) {
         eddy__task_free(t->loop, t);
         return 0;
@@ -315,11 +319,7 @@ EDDY_API int eddy_task_result(const struct eddy_task *t, intptr_t *result)
 
 EDDY_API const char *eddy_task_name(const struct eddy_task *t)
 {
-    if (!is_live(t))
-        return "(not a task)";
-    if (!t->name[0])
-        default_name((struct eddy_task *)t);
-    return t->name;
+    return is_live(t) ? t->name : "(not a task)";
 }
 
 /* ---- timeout scopes ------------------------------------------------------- */

@@ -77,14 +77,16 @@ EDDY_API int eddy_loop_create(const struct eddy_loop_opts *opts, struct eddy_loo
 
 /*
  * Cancels every remaining task, runs the loop until they have finished,
- * then frees the loop. Callbacks posted but not yet run are dropped.
- * Must not be called from inside the loop. Suspends: no (it runs the loop).
+ * then frees the loop. Callbacks posted but not yet run are dropped; armed
+ * callback timers are disarmed without firing. Must be called on the owner
+ * thread and not from inside the loop (otherwise it reports the misuse on
+ * stderr and does nothing). Suspends: no (it runs the loop).
  */
 EDDY_API void eddy_loop_destroy(struct eddy_loop *loop);
 
 /*
- * Runs the loop on the calling thread until no task is left or
- * eddy_loop_stop() is called. Returns: 0; -EBUSY when the loop (or another
+ * Runs the loop on the calling thread until no task is left and no callback
+ * timer is armed, or eddy_loop_stop() is called. Returns: 0; -EBUSY when the loop (or another
  * loop) is already running on this thread; -EINVAL from a foreign thread.
  */
 EDDY_API int eddy_loop_run(struct eddy_loop *loop);
@@ -121,7 +123,7 @@ EDDY_API int eddy_run(eddy_task_fn *fn, void *arg, const struct eddy_loop_opts *
 /* ---- tasks --------------------------------------------------------------- */
 
 struct eddy_task_opts {
-    const char *name;        /* copied (up to 31 bytes); default "task-N" */
+    const char *name;        /* copied (up to 31 bytes); default "task-<id>" */
     size_t stack_size_bytes; /* 0: EDDY_STACK_DEFAULT_BYTES (64 KiB) */
     bool save_fpu;           /* see eddy/coro.h */
     bool detached;           /* freed when it finishes; cannot be joined */
@@ -171,8 +173,9 @@ EDDY_API int eddy_task_cancel(struct eddy_task *task);
  * was pending, -EINVAL outside a task. Suspends: no. */
 EDDY_API int eddy_task_uncancel(void);
 
-/* Lets the task free itself when it finishes. Returns: 0, -EINVAL (not a
- * live task, or already detached). Suspends: no. */
+/* Lets the task free itself when it finishes. Returns: 0; -EINVAL (not a
+ * live task, already detached, or being joined); -EBUSY when it is the task
+ * eddy_loop_run_until waits for. Suspends: no. */
 EDDY_API int eddy_task_detach(struct eddy_task *task);
 
 /*
@@ -269,8 +272,9 @@ EDDY_API bool eddy_timer_is_active(const struct eddy_timer *timer);
  */
 EDDY_API int eddy_fd_wait(int fd, uint32_t events);
 
-/* Removes fd from the loop, wakes every task waiting on it with -EBADF,
- * then closes it. Returns: 0 or the -errno of close(). Suspends: no. */
+/* Removes fd from the loop (the running one, else the last loop created on
+ * this thread), wakes every task waiting on it with -EBADF, then closes it.
+ * Returns: 0 or the -errno of close(). Suspends: no. */
 EDDY_API int eddy_fd_close(int fd);
 /* As eddy_fd_close, without closing the fd. Returns: 0. */
 EDDY_API int eddy_fd_forget(int fd);
