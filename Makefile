@@ -1,7 +1,7 @@
 # eddy: the single entry point. `make help` lists the targets.
 #
 # Variants build into their own directories, so switching never forces a clean:
-#   release (default) build/            -O2 -g
+#   release (default) build/            -O2 -g -DNDEBUG
 #   debug             build/debug/      -O0 -g3, poisoning and owner asserts
 #   asan              build/asan/       ASan+UBSan, halt on first error
 #   tsan              build/tsan/       ThreadSanitizer
@@ -21,7 +21,7 @@ endif
 
 ifeq ($(VARIANT),release)
   BUILD := build$(if $(filter-out jemalloc,$(ALLOC)),/alloc-$(ALLOC))
-  OPT := -O2 -g
+  OPT := -O2 -g -DNDEBUG
 else
   BUILD := build/$(VARIANT)$(if $(filter-out libc,$(ALLOC)),-$(ALLOC))
   ifeq ($(VARIANT),debug)
@@ -172,9 +172,9 @@ bench-build: $(BENCH_BIN)
 	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi
 
 bench: deps-bench bench-build
-	bench/run
+	bench/run $(SUITES)
 bench-smoke: deps-bench bench-build
-	bench/run --smoke
+	bench/run --smoke $(SUITES)
 
 # The aarch64 switch, cross-built and run under qemu-user: the basics
 # example exercises spawn, join, cancel, timeouts and fd waits.
