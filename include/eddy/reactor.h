@@ -251,6 +251,41 @@ EDDY_API int eddy_timer_start(struct eddy_timer *timer, int64_t deadline_ns, edd
 EDDY_API void eddy_timer_stop(struct eddy_timer *timer);
 EDDY_API bool eddy_timer_is_active(const struct eddy_timer *timer);
 
+/* ---- wait queues -----------------------------------------------------------
+ * A FIFO of parked tasks: the base every coordination primitive (locks,
+ * semaphores, queues, futures in eddy/sync.h) is built on. A waker picks
+ * the task at the head and hands it a code; the woken task returns that
+ * code from eddy_waitq_wait. A waiter that is cancelled or times out leaves
+ * the queue by itself and is never handed a code, so a hand-off (a lock, a
+ * queue item) is never lost: it goes to the next waiter instead.
+ * The struct is caller memory; its fields are private.
+ */
+struct eddy_waitq {
+    void *_next;
+    void *_prev;
+};
+
+/* Makes q empty. Suspends: no. */
+EDDY_API void eddy_waitq_init(struct eddy_waitq *q);
+
+/*
+ * Parks the current task at the tail of q until a waker picks it, or until
+ * deadline_ns (absolute; EDDY_DEADLINE_NEVER for none).
+ * Returns: the waker's code (the caller's protocol gives it a meaning);
+ * -ECANCELED; -ETIMEDOUT (deadline_ns or a timeout scope); -EINVAL outside a
+ * task; -ENOMEM when a deadline timer could not be armed. Suspends: yes.
+ */
+EDDY_API int eddy_waitq_wait(struct eddy_waitq *q, int64_t deadline_ns);
+
+/* Wakes the task at the head of q with code (which should not be one of
+ * -ECANCELED / -ETIMEDOUT, so callers can tell them apart). Returns true when
+ * a task was woken, false when none was waiting. Callable from tasks and
+ * from callbacks on the loop thread. Suspends: no. */
+EDDY_API bool eddy_waitq_wake_one(struct eddy_waitq *q, int code);
+/* Wakes every waiting task with code; returns how many. Suspends: no. */
+EDDY_API size_t eddy_waitq_wake_all(struct eddy_waitq *q, int code);
+EDDY_API bool eddy_waitq_is_empty(const struct eddy_waitq *q);
+
 /* ---- fd readiness ---------------------------------------------------------
  * The io layer's base: try the syscall; on EAGAIN, wait. An fd is added to
  * epoll (edge-triggered, read and write) on its first wait and stays there
