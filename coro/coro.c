@@ -193,9 +193,8 @@ static TLS struct eddy__ctx shared_fpu;
  * and reaches the assembly by a tail jump. */
 static __attribute__((noinline)) void switch_fpu(struct eddy_coro *from, struct eddy_coro *to)
 {
-    eddy__ctx_save_fpu((from->flags & CORO_FPU) ? &from->ctx : &shared_fpu);
-    eddy__ctx_load_fpu((to->flags & CORO_FPU) ? &to->ctx : &shared_fpu);
-    eddy__ctx_switch(&from->ctx, &to->ctx);
+    eddy__ctx_switch_fpu(&from->ctx, &to->ctx, (from->flags & CORO_FPU) ? &from->ctx : &shared_fpu,
+                         (to->flags & CORO_FPU) ? &to->ctx : &shared_fpu);
 }
 
 static inline void raw_switch(struct eddy_coro *from, struct eddy_coro *to)

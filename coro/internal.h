@@ -80,10 +80,13 @@ void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
 /* First pc of a new context: calls (*entry)(arg) with entry and arg taken
  * from two callee-saved slots (see eddy__ctx_prepare). Never returns. */
 void eddy__ctx_entry(void);
-/* Saves / loads the FP control state (MXCSR and the x87 control word;
- * FPCR on aarch64) to / from ctx. */
+/* The switch for a side created with save_fpu: saves the FP control state
+ * (MXCSR and the x87 control word; FPCR on aarch64) into *save, loads it
+ * from *load when it differs, then switches as eddy__ctx_switch. */
+void eddy__ctx_switch_fpu(struct eddy__ctx *from, struct eddy__ctx *to, struct eddy__ctx *save,
+                          const struct eddy__ctx *load);
+/* Saves the FP control state into ctx. */
 void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
-void eddy__ctx_load_fpu(const struct eddy__ctx *ctx);
 
 /* Prepares ctx so that switching to it runs entry(arg) on the stack whose
  * highest usable address is top: an initial frame whose registers carry

@@ -2,9 +2,10 @@
  * coro/switch_aarch64.S: the context switch for AArch64 (AAPCS64).
  *
  *   void eddy__ctx_switch(struct eddy__ctx *from, struct eddy__ctx *to);
+ *   void eddy__ctx_switch_fpu(struct eddy__ctx *from, struct eddy__ctx *to,
+ *                             struct eddy__ctx *save, const struct eddy__ctx *load);
  *   void eddy__ctx_entry(void);
  *   void eddy__ctx_save_fpu(struct eddy__ctx *ctx);
- *   void eddy__ctx_load_fpu(const struct eddy__ctx *ctx);
  *
  * ABI: AAPCS64 (6.1.1, 6.1.2) makes x19-x28, x29 (frame pointer), sp and the
  * low 64 bits of v8-v15 (d8-d15) callee-saved. x30 (lr) holds our return
@@ -12,8 +13,8 @@
  * clobbered by a call. The switch stores these registers in a 160-byte frame
  * on the suspended stack and keeps only sp in *from, as on x86-64. FPCR
  * (rounding mode, flush-to-zero) is thread state shared by eddy's coroutines
- * unless they ask for save_fpu; coro.c then saves and loads it around the
- * switch (eddy__ctx_save_fpu/load_fpu, in struct eddy__ctx).
+ * unless they ask for save_fpu; coro.c then calls the _fpu variant, which
+ * saves FPCR into *save and loads it from *load when it differs.
  * The other side resumes through ret (x30), which keeps the return stack
  * predictor in step with the real stacks, and is predicted when both sides
  * suspended at the same call site; to->sp is loaded first so that the load
@@ -65,6 +66,22 @@ eddy__ctx_switch:
     .cfi_endproc
     .size   eddy__ctx_switch, .-eddy__ctx_switch
 
+    .globl  eddy__ctx_switch_fpu
+    .hidden eddy__ctx_switch_fpu
+    .type   eddy__ctx_switch_fpu, %function
+    .p2align 4
+eddy__ctx_switch_fpu:
+    .cfi_startproc
+    mrs     x9, fpcr                            /* x9 = fpcr now */
+    str     x9, [x2, #EDDY__CTX_FPU]            /* save->fpcr */
+    ldr     x10, [x3, #EDDY__CTX_FPU]           /* x10 = load->fpcr */
+    cmp     x9, x10                             /* same as now? */
+    b.eq    eddy__ctx_switch                    /* nothing to load: plain switch */
+    msr     fpcr, x10                           /* fpcr = load->fpcr */
+    b       eddy__ctx_switch                    /* then the registers, as always */
+    .cfi_endproc
+    .size   eddy__ctx_switch_fpu, .-eddy__ctx_switch_fpu
+
 /* A new context starts here with sp 16-byte aligned (its initial frame just
  * popped), x19 = entry function, x20 = its argument. */
     .globl  eddy__ctx_entry
@@ -91,17 +108,5 @@ eddy__ctx_save_fpu:
     ret
     .cfi_endproc
     .size   eddy__ctx_save_fpu, .-eddy__ctx_save_fpu
-
-    .globl  eddy__ctx_load_fpu
-    .hidden eddy__ctx_load_fpu
-    .type   eddy__ctx_load_fpu, %function
-    .p2align 4
-eddy__ctx_load_fpu:
-    .cfi_startproc
-    ldr     x9, [x0, #EDDY__CTX_FPU]            /* x9 = ctx->fpcr */
-    msr     fpcr, x9                            /* fpcr = ctx->fpcr */
-    ret
-    .cfi_endproc
-    .size   eddy__ctx_load_fpu, .-eddy__ctx_load_fpu
 
     .section .note.GNU-stack, "", %progbits

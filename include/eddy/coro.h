@@ -77,7 +77,11 @@ EDDY_API void eddy_coro_destroy(struct eddy_coro *coro);
 /*
  * Runs coro until it yields or finishes. Returns: 0; -EINVAL when coro is
  * done, is the running one, or is suspended inside its own resume chain.
- * Suspends: yes (the caller is suspended while coro runs).
+ * Cost: resume and yield are called from different places, so the CPU
+ * mispredicts the returns after each of their switches (about 20 ns per
+ * switch here, against 3 ns for eddy_coro_switch between coroutines that
+ * switch from one place). Suspends: yes (the caller is suspended while coro
+ * runs).
  */
 EDDY_API int eddy_coro_resume(struct eddy_coro *coro);
 
