@@ -16,9 +16,14 @@
  * Free stacks. A released stack goes onto its class's warm LIFO, linked
  * through the top word of the free stack itself, so reuse hands back the
  * cache-hottest stack. Once the warm stacks exceed cache_bytes, a released
- * stack instead gives its pages back (MADV_DONTNEED) and goes onto the
- * cold array (a tagged pointer per stack, since its memory is gone).
- * Acquire takes warm, then cold, then uncarved space, then a new region.
+ * stack instead goes onto the cold array (a tagged pointer per stack, since
+ * its memory is about to go) and gives its pages back (MADV_DONTNEED) in
+ * batches of RELEASE_BATCH: the batch is sorted and neighbouring slots are
+ * released by one madvise, which matters when thousands of tasks end at
+ * once (one syscall per stack cost 3 us each here). The newest entries of
+ * the cold array are the pending, still-committed ones, so acquire reuses
+ * them first. Acquire takes warm, then cold, then uncarved space, then a
+ * new region.
  *
  * Guard pages. Making the page below a stack PROT_NONE splits a mapping in
  * two, and a process may hold vm.max_map_count (65530 by default) mappings
@@ -33,7 +38,8 @@
  * Valgrind the budget is capped at 4096, below Valgrind's own mapping limit.
  *
  * Costs: acquire and release from the warm list are O(1) with no syscall;
- * carving a guarded slot costs one mprotect; a cold release one madvise.
+ * carving a guarded slot costs one mprotect; cold releases one madvise per
+ * run of neighbouring stacks per batch.
  */
 #include "alloc/internal.h"
 
@@ -58,6 +64,7 @@
 #define DEFAULT_CACHE_BYTES ((size_t)32 << 20)
 #define CANARY UINT64_C(0x5eddc0ffee5eddc0)
 #define VALGRIND_GUARD_CAP 4096
+#define RELEASE_BATCH 64
 
 static const size_t class_bytes[NCLASSES] = {
     (size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10, (size_t)1 << 20,
@@ -70,9 +77,10 @@ struct size_class {
     uintptr_t warm; /* tagged lo of the newest warm stack, 0 when none */
     size_t warm_count;
     size_t warm_limit;
-    uintptr_t *cold; /* tagged lo of stacks whose pages were released */
+    uintptr_t *cold; /* tagged lo of cold stacks; the last `pending` still hold pages */
     size_t cold_len;
     size_t cold_cap;
+    size_t pending;
     char *bump; /* uncarved part of the newest region */
     char *bump_end;
     size_t region_bytes; /* size of the next region */
@@ -245,6 +253,8 @@ EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_b
         c->warm_count--;
     } else if (c->cold_len) {
         tagged = c->cold[--c->cold_len];
+        if (c->pending)
+            c->pending--;
     } else {
         tagged = carve(pool, c);
         if (!tagged)
@@ -278,6 +288,8 @@ EDDY_API bool eddy_stack_is_intact(const struct eddy_stack *stack)
     return (resident & 1) == 0;
 }
 
+static void release_pending(struct size_class *c);
+
 EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct eddy_stack *stack)
 {
     struct size_class *c = &pool->cls[stack->_class];
@@ -302,9 +314,42 @@ EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct
         c->cold = cold;
         c->cold_cap = cap;
     }
-    /* Failure leaves the pages resident, which is only a missed saving. */
-    (void)madvise(stack->lo, c->size, MADV_DONTNEED);
     c->cold[c->cold_len++] = tagged;
+    if (++c->pending >= RELEASE_BATCH)
+        release_pending(c);
+}
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives back the pages of the pending cold stacks of c, one madvise per run
+ * of neighbouring slots (the guard or slack pages between them included). */
+static void release_pending(struct size_class *c)
+{
+    uintptr_t *batch = c->cold + c->cold_len - c->pending;
+    size_t n = c->pending;
+    qsort(batch, n, sizeof(*batch), by_address);
+    size_t i = 0;
+    while (i < n) {
+        char *lo = (char *)(batch[i] & ~GUARDED_TAG);
+        size_t j = i + 1;
+        while (j < n && (char *)(batch[j] & ~GUARDED_TAG) == lo + (j - i) * c->slot)
+            j++;
+        /* Failure leaves the pages resident, which is only a missed saving. */
+        (void)madvise(lo, (j - i - 1) * c->slot + c->size, MADV_DONTNEED);
+        i = j;
+    }
+    c->pending = 0;
+}
+
+EDDY_API void eddy_stack_pool_trim(struct eddy_stack_pool *pool)
+{
+    for (int i = 0; i < NCLASSES; i++)
+        if (pool->cls[i].pending)
+            release_pending(&pool->cls[i]);
 }
 
 EDDY_API void eddy_stack_pool_get_stats(const struct eddy_stack_pool *pool,
@@ -314,7 +359,8 @@ EDDY_API void eddy_stack_pool_get_stats(const struct eddy_stack_pool *pool,
     out->in_use = pool->in_use;
     for (int i = 0; i < NCLASSES; i++) {
         out->cached += pool->cls[i].warm_count;
-        out->released += pool->cls[i].cold_len;
+        out->released += pool->cls[i].cold_len - pool->cls[i].pending;
+        out->cached += pool->cls[i].pending;
     }
     out->mapped_bytes = pool->mapped_bytes;
     out->guard_pages = pool->guard_pages;

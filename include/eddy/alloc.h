@@ -31,7 +31,8 @@ EDDY_API const char *eddy_alloc_backend(void);
  * large MAP_NORESERVE regions, so a stack costs RSS only for the pages it
  * touches. Released stacks go onto a per-pool LIFO cache whose link lives in
  * the free stack itself; once the cache holds more than cache_bytes, further
- * released stacks give their pages back (MADV_DONTNEED) before being kept.
+ * released stacks give their pages back (MADV_DONTNEED), in batches of 64
+ * (eddy_stack_pool_trim gives back a partial batch at once).
  *
  * Guard pages: each stack has one page below it. While the process-wide
  * guard budget lasts (a quarter of vm.max_map_count, since every guard page
@@ -86,6 +87,10 @@ EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_b
                                      struct eddy_stack *out);
 /* Takes a stack back. stack is borrowed. Suspends: no. */
 EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct eddy_stack *stack);
+
+/* Gives back now the pages of released stacks that are past the cache limit
+ * and still waiting for their batch (malloc_trim's role). Suspends: no. */
+EDDY_API void eddy_stack_pool_trim(struct eddy_stack_pool *pool);
 
 /* False when the canary at the stack limit was overwritten (an overflow). */
 EDDY_API bool eddy_stack_is_intact(const struct eddy_stack *stack);
