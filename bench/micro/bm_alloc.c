@@ -12,7 +12,16 @@
  * Cases (results "stack_alloc_free", param = size in bytes):
  *   BM_stack_alloc_free/65536  eddy_stack_pool_acquire + release (impl eddy)
  *   BM_malloc_free/65536       eddy_malloc + eddy_free (impl malloc)
+ *
+ * And the machine's floor for creating a coroutine (results "first_touch",
+ * impl "kernel"): the first write to a page of fresh anonymous memory, one
+ * page per 68 KiB slot as in the stack pool. Every new coroutine stack
+ * costs one such fault, so BM_suspended_1m's create_ns_per_coro is read
+ * against this figure from the same run.
+ *   BM_first_touch_page        ns per page faulted in
  */
+#include <sys/mman.h>
+
 #include <eddy/alloc.h>
 
 #include "bench/micro/gbench.h"
@@ -65,3 +74,24 @@ static void BM_malloc_free(struct eddy_bench *b)
 }
 EDDY_BENCH_OPTS(BM_malloc_free, .args = {65536}, .nargs = 1, .case_name = "stack_alloc_free",
                 .impl = "malloc");
+
+static void BM_first_touch_page(struct eddy_bench *b)
+{
+    eddy_bench_pause(b);
+    uint64_t n = eddy_bench_iterations(b);
+    const size_t slot = (size_t)68 << 10;
+    char *region = mmap(NULL, n * slot, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (region == MAP_FAILED) {
+        eddy_bench_fail(b, "mmap failed");
+        return;
+    }
+    (void)madvise(region, n * slot, MADV_NOHUGEPAGE);
+    eddy_bench_resume(b);
+    for (uint64_t i = 0; i < n; i++)
+        region[(i + 1) * slot - 64] = 1; /* the top page, where a stack starts */
+    eddy_bench_pause(b);
+    munmap(region, n * slot);
+}
+EDDY_BENCH_OPTS(BM_first_touch_page, .iterations = 100000, .case_name = "first_touch",
+                .impl = "kernel");
