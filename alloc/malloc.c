@@ -5,6 +5,7 @@
  */
 #include "alloc/internal.h"
 
+#include <stdatomic.h>
 #include <unistd.h>
 
 EDDY_API void *eddy_malloc(size_t size_bytes)
@@ -40,8 +41,12 @@ EDDY_API const char *eddy_alloc_backend(void)
 
 size_t eddy__page_size(void)
 {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    /* Threads may race to fill it in; they store the same value. */
+    static atomic_size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }

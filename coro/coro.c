@@ -106,8 +106,9 @@ static TLS struct eddy_coro *running; /* NULL until the first switch: main */
 static TLS struct eddy_coro main_coro;
 /* The SIGSEGV handler and this thread's alternate stack are in place. */
 static TLS bool overflow_ready;
-/* Valgrind's client requests cost a dozen instructions each; ask once. */
-static bool under_valgrind;
+/* Valgrind's client requests cost a dozen instructions each; ask once per
+ * thread (each thread's first coroutine call stores the same answer). */
+static TLS bool under_valgrind;
 
 static struct eddy_coro *main_get(void)
 {
