@@ -107,6 +107,14 @@ struct eddy__post {
     void *arg;
 };
 
+/* An intrusive post: a node embedded in the object it concerns (an offload
+ * job, a channel), pushed from any thread without allocating and run on the
+ * loop thread, outside any task, in push order (see eddy__loop_xpost). */
+struct eddy__xpost {
+    struct eddy__xpost *next;
+    void (*fn)(struct eddy__xpost *node);
+};
+
 struct eddy_loop {
     int64_t now; /* read once per iteration */
     struct eddy_task *current;
@@ -143,6 +151,16 @@ struct eddy_loop {
     atomic_bool stop;
     bool closing;
     pthread_t owner;
+    /* Intrusive posts: a lock-free stack (pushed by any thread, taken whole
+     * by the loop), and how many pushers are between their push and their
+     * eventfd write (destroy waits for 0 before closing the eventfd). */
+    _Atomic(struct eddy__xpost *) xpost_head;
+    atomic_uint xpost_writers;
+    /* Offload (reactor/offload.c), loop thread only: jobs submitted and not
+     * yet collected, and free job objects kept for the next submissions. */
+    size_t offload_inflight;
+    void *offload_free;
+    size_t offload_free_len;
 
     bool debug; /* EDDY_DEBUG */
     int64_t slow_ns;
@@ -218,6 +236,19 @@ void eddy__fd_event(struct eddy_loop *loop, int fd, uint32_t events);
 void eddy__fd_table_fini(struct eddy_loop *loop);
 
 void eddy__task_free(struct eddy_loop *loop, struct eddy_task *task);
+
+/* Pushes node for the loop; node->fn(node) runs on the loop thread, outside
+ * any task, after the eventfd wakes the loop. Thread-safe, lock-free, no
+ * allocation. node is retained until fn runs; each node may be pushed again
+ * only after its fn has started. Until eddy_loop_destroy has finished
+ * eddy__offload_loop_fini, every pushed node runs. */
+void eddy__loop_xpost(struct eddy_loop *loop, struct eddy__xpost *node);
+/* Runs the intrusive posts pushed so far (loop thread). */
+void eddy__loop_xpost_run(struct eddy_loop *loop);
+/* Destroy's hook (reactor/offload.c): drops this loop's jobs not yet started,
+ * waits for its running jobs, disposes of their results, and waits until no
+ * thread is still inside eddy__loop_xpost, so the eventfd can be closed. */
+void eddy__offload_loop_fini(struct eddy_loop *loop);
 void eddy__debug_report_end(struct eddy_loop *loop);
 
 #endif

@@ -156,6 +156,9 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
         atomic_store(&loop->stop, false);
         run(loop, UNTIL_NO_TASKS, NULL);
     }
+    /* Offload jobs whose callers are gone: drop the queued, wait for the
+     * running, dispose of the results; then no worker touches the loop. */
+    eddy__offload_loop_fini(loop);
     struct eddy__list *pos, *tmp;
     eddy__list_for_each_safe (pos, tmp, &loop->tasks) {
         struct eddy_task *t = eddy__container_of(pos, struct eddy_task, all_link);
@@ -262,6 +265,40 @@ static void run_posts(struct eddy_loop *loop)
         p->fn(p->arg);
         eddy__free(p);
         p = next;
+    }
+    eddy__loop_xpost_run(loop);
+}
+
+void eddy__loop_xpost(struct eddy_loop *loop, struct eddy__xpost *node)
+{
+    atomic_fetch_add_explicit(&loop->xpost_writers, 1, memory_order_acquire);
+    struct eddy__xpost *head = atomic_load_explicit(&loop->xpost_head, memory_order_relaxed);
+    do
+        node->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&loop->xpost_head, &head, node,
+                                                  memory_order_release, memory_order_relaxed));
+    /* Only the push onto an empty stack signals: the loop reads the eventfd
+     * before it takes the stack, so a later push finds the stack empty. */
+    if (!head)
+        signal_wake(loop);
+    atomic_fetch_sub_explicit(&loop->xpost_writers, 1, memory_order_release);
+}
+
+void eddy__loop_xpost_run(struct eddy_loop *loop)
+{
+    struct eddy__xpost *n = atomic_exchange_explicit(&loop->xpost_head, NULL, memory_order_acquire);
+    /* The stack holds the newest first: reverse it into push order. */
+    struct eddy__xpost *fifo = NULL;
+    while (n) {
+        struct eddy__xpost *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    while (fifo) {
+        struct eddy__xpost *next = fifo->next;
+        fifo->fn(fifo); /* may free fifo or push it again */
+        fifo = next;
     }
 }
 

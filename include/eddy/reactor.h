@@ -314,6 +314,67 @@ EDDY_API int eddy_fd_close(int fd);
 /* As eddy_fd_close, without closing the fd. Returns: 0. */
 EDDY_API int eddy_fd_forget(int fd);
 
+/* ---- offload pool (asyncio's run_in_executor / to_thread) ---------------
+ * Runs a blocking function (a file operation, getaddrinfo, a CPU-heavy
+ * computation) on a worker thread; only the calling task is parked.
+ *
+ * The pool is process-wide, shared by every loop of the process (as libuv's
+ * is). Its size is eddy_offload_set_threads(), else the environment variable
+ * EDDY_OFFLOAD_THREADS (1 to EDDY_OFFLOAD_MAX_THREADS), else 4. Threads start
+ * when jobs need them and block every signal. Jobs run in FIFO order of
+ * submission; the queue is unbounded.
+ *
+ *   intptr_t r;
+ *   int rc = eddy_offload_run(read_file, &req, free_req, &r);
+ *   if (rc < 0) return rc;   // req now belongs to free_req
+ *
+ * Ownership of arg: when the call returns 0, fn has run and arg is the
+ * caller's again. When it returns an error, arg is transferred: dispose
+ * (when not NULL) is called exactly once, on the loop's thread:
+ * dispose(arg, 0, false) when fn never ran and never will, inside the call
+ * before it returns; dispose(arg, result, true) with the late result of a
+ * job that was already running when its caller left, outside any task when
+ * the loop collects it (or inside eddy_loop_destroy). dispose must not block.
+ *
+ * Loop destroy: the loop's tasks are cancelled first, so its jobs lose
+ * their callers; eddy_loop_destroy drops those not yet started (dispose with
+ * ran=false) and waits for the running ones to return (dispose with
+ * ran=true). A job that never returns keeps eddy_loop_destroy waiting.
+ * fork(): the child starts its own workers; jobs running in the parent at the
+ * fork never complete in the child.
+ */
+#define EDDY_OFFLOAD_MAX_THREADS 1024u
+
+/* A blocking function run on a worker thread: it must not use the loop, its
+ * tasks or anything else that belongs to the loop's thread. */
+typedef intptr_t eddy_offload_fn(void *arg);
+/* Receives arg (and fn's result when ran is true) of a job whose caller did
+ * not receive the result. */
+typedef void eddy_offload_dispose_fn(void *arg, intptr_t result, bool ran);
+
+/*
+ * Runs fn(arg) on a worker thread and parks the calling task until it
+ * returns; *result (may be NULL) receives its return value.
+ * Returns: 0; -ECANCELED / -ETIMEDOUT at once when the caller is cancelled
+ * or its timeout scope expires (a job not yet started is dropped, a running
+ * one finishes and its result goes to dispose); -EINVAL outside a task or
+ * for a NULL fn; -ENOMEM; -EAGAIN when no worker thread could be started.
+ * A result that was collected before a cancelled caller ran is returned with
+ * 0 (the cancellation then stays pending for the next blocking call).
+ * arg: retained until the call returns 0, else transferred to dispose (see
+ * above). fn, dispose: called from a worker thread / the loop thread.
+ * Suspends: yes. Thread rules: from a task.
+ */
+EDDY_API int eddy_offload_run(eddy_offload_fn *fn, void *arg, eddy_offload_dispose_fn *dispose,
+                              intptr_t *result);
+
+/* Sets the pool size (1 to EDDY_OFFLOAD_MAX_THREADS). Growing starts threads
+ * as jobs need them; shrinking lets the extra threads leave after their
+ * current job. Returns: 0; -EINVAL. Suspends: no. Thread rules: any thread. */
+EDDY_API int eddy_offload_set_threads(unsigned n);
+/* The pool size in force. Suspends: no. Thread rules: any thread. */
+EDDY_API unsigned eddy_offload_threads(void);
+
 #ifdef __cplusplus
 }
 #endif
