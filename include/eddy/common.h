@@ -37,6 +37,7 @@ extern "C" {
     X(EINVAL, "invalid argument or misuse (for example: not called from a task)")                  \
     X(EMFILE, "too many open files")                                                               \
     X(ENOSPC, "no space left")                                                                     \
+    X(EOVERFLOW, "value too large (a bounded semaphore released above its initial value)")         \
     X(EPIPE, "broken pipe")                                                                        \
     X(EDEADLK, "would deadlock (a task joining itself)")                                           \
     X(ENOSYS, "not supported by this kernel")                                                      \

@@ -6,5 +6,6 @@
 #include <eddy/alloc.h>
 #include <eddy/coro.h>
 #include <eddy/reactor.h>
+#include <eddy/sync.h>
 
 #endif
