@@ -1,0 +1,158 @@
+/*
+ * sync/gather.c: eddy_gather, asyncio.gather over calls spawned as tasks.
+ *
+ * One allocation holds the shared state and a record per call. Each child
+ * runs a small entry that calls the user's function, counts itself out and
+ * wakes the gathering task when it is the last one, or (fail-fast mode) the
+ * first failure. The gatherer then cancels the rest and keeps waiting until
+ * every child has finished, joins them all in spawn order (they are done,
+ * so the joins do not suspend) and copies their results.
+ *
+ * Cancellation of the gatherer: it cancels the children, withdraws its own
+ * cancellation so that it can keep waiting for them, and restores it before
+ * returning -ECANCELED. An expired timeout scope cannot be withdrawn (no task
+ * can suspend under it), so then the gatherer cancels and detaches the
+ * unfinished children, marks the state abandoned and returns; the last
+ * child to finish frees the state, and results is no longer written.
+ * Costs: one malloc, n spawns, one park per wake-up of the gatherer, n
+ * joins of finished tasks.
+ */
+#include <limits.h>
+
+#include <eddy/sync.h>
+
+#include "alloc/internal.h"
+
+struct gstate;
+
+struct gchild {
+    struct gstate *st;
+    struct eddy_task *task;
+    eddy_task_fn *fn;
+    void *arg;
+};
+
+struct gstate {
+    struct eddy_waitq waiter;
+    size_t live;
+    int first_error;
+    bool fail_fast;
+    bool abandoned;
+    struct gchild kids[];
+};
+
+static int as_error(intptr_t r)
+{
+    return r < INT_MIN ? INT_MIN : (int)r;
+}
+
+static intptr_t child_entry(void *arg)
+{
+    struct gchild *c = arg;
+    intptr_t r = c->fn(c->arg);
+    struct gstate *st = c->st;
+    st->live--;
+    if (EDDY_UNLIKELY(st->abandoned)) {
+        if (st->live == 0)
+            eddy__free(st);
+        return r;
+    }
+    if (r < 0 && st->fail_fast && st->first_error == 0) {
+        st->first_error = as_error(r);
+        eddy_waitq_wake_one(&st->waiter, 0);
+    } else if (st->live == 0) {
+        eddy_waitq_wake_one(&st->waiter, 0);
+    }
+    return r;
+}
+
+static void cancel_unfinished(struct gstate *st, size_t spawned)
+{
+    for (size_t i = 0; i < spawned; i++)
+        if (!eddy_task_is_done(st->kids[i].task))
+            eddy_task_cancel(st->kids[i].task);
+}
+
+/* The gatherer cannot wait any more: finished children are joined, the
+ * others cancelled and detached; the last of them frees st. */
+static void abandon(struct gstate *st, size_t spawned)
+{
+    st->abandoned = true;
+    for (size_t i = 0; i < spawned; i++) {
+        struct eddy_task *t = st->kids[i].task;
+        if (eddy_task_is_done(t)) {
+            eddy_task_join(t, NULL);
+        } else {
+            eddy_task_cancel(t);
+            eddy_task_detach(t);
+        }
+    }
+    if (st->live == 0)
+        eddy__free(st);
+}
+
+EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *results,
+                         enum eddy_gather_mode mode)
+{
+    if (n == 0)
+        return 0;
+    struct eddy_task *self = eddy_task_current();
+    if (!self || !calls || !results || (mode != EDDY_GATHER_ALL && mode != EDDY_GATHER_FAIL_FAST))
+        return -EINVAL;
+    if (n > (SIZE_MAX - sizeof(struct gstate)) / sizeof(struct gchild))
+        return -ENOMEM;
+    struct gstate *st = eddy__malloc(sizeof(*st) + n * sizeof(struct gchild));
+    if (!st)
+        return -ENOMEM;
+    eddy_waitq_init(&st->waiter);
+    st->live = 0;
+    st->first_error = 0;
+    st->fail_fast = mode == EDDY_GATHER_FAIL_FAST;
+    st->abandoned = false;
+
+    int spawn_rc = 0;
+    size_t spawned = 0;
+    for (; spawned < n; spawned++) {
+        struct gchild *c = &st->kids[spawned];
+        c->st = st;
+        c->fn = calls[spawned].fn;
+        c->arg = calls[spawned].arg;
+        spawn_rc = eddy_task_spawn(child_entry, c, NULL, &c->task);
+        if (spawn_rc < 0)
+            break;
+        st->live++;
+    }
+
+    bool cancelled_kids = false, self_cancelled = false;
+    while (st->live > 0) {
+        if (!cancelled_kids && (spawn_rc < 0 || st->first_error < 0)) {
+            cancel_unfinished(st, spawned);
+            cancelled_kids = true;
+        }
+        int rc = eddy_waitq_wait(&st->waiter, EDDY_DEADLINE_NEVER);
+        if (rc == -ECANCELED) {
+            if (!cancelled_kids)
+                cancel_unfinished(st, spawned);
+            cancelled_kids = true;
+            self_cancelled = true;
+            eddy_task_uncancel();
+        } else if (rc < 0) {
+            abandon(st, spawned);
+            if (self_cancelled)
+                eddy_task_cancel(self);
+            return rc;
+        }
+    }
+
+    for (size_t i = 0; i < spawned; i++)
+        eddy_task_join(st->kids[i].task, &results[i]);
+    int first_error = st->first_error;
+    eddy__free(st);
+    if (self_cancelled) {
+        eddy_task_cancel(self);
+        return -ECANCELED;
+    }
+    if (spawn_rc < 0)
+        return spawn_rc;
+    return first_error;
+}

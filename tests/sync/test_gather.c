@@ -1,0 +1,220 @@
+/*
+ * tests/sync/test_gather.c: eddy_gather (sync/gather.c).
+ *
+ * Covers an empty gather (0 at once), results in spawn order whatever the
+ * completion order, EDDY_GATHER_ALL keeping every result when some fail,
+ * EDDY_GATHER_FAIL_FAST cancelling the rest and returning the first failure
+ * in completion order, cancellation of the gathering task (children are
+ * cancelled and waited for), an expired timeout scope (children cancelled
+ * and left to finish on their own, nothing leaks), bad arguments, and
+ * 10,000 tasks.
+ */
+#include "tests/sync/sync_test.h"
+
+struct job {
+    int64_t delay_ms;
+    intptr_t result;
+    struct st_log *log;
+    int id;
+    bool finished;
+};
+
+static intptr_t run_job(void *arg)
+{
+    struct job *j = arg;
+    if (j->delay_ms > 0) {
+        int rc = eddy_sleep_ms(j->delay_ms);
+        if (rc < 0)
+            return rc;
+    }
+    if (j->log)
+        st_log_add(j->log, j->id);
+    j->finished = true;
+    return j->result;
+}
+
+struct setup {
+    struct job jobs[8];
+    struct eddy_call calls[8];
+    intptr_t results[8];
+    struct st_log log;
+    size_t n;
+    int rc;
+    int64_t elapsed_ns;
+};
+
+static void prepare(struct setup *s, size_t n, const int64_t *delays, const intptr_t *res)
+{
+    memset(s, 0, sizeof(*s));
+    s->n = n;
+    for (size_t i = 0; i < n; i++) {
+        s->jobs[i] = (struct job){delays[i], res[i], &s->log, (int)i, false};
+        s->calls[i] = (struct eddy_call){run_job, &s->jobs[i]};
+        s->results[i] = INTPTR_MIN;
+    }
+}
+
+static intptr_t gather_all(void *arg)
+{
+    struct setup *s = arg;
+    int64_t t0 = eddy_clock_ns();
+    s->rc = eddy_gather(s->calls, s->n, s->results, EDDY_GATHER_ALL);
+    s->elapsed_ns = eddy_clock_ns() - t0;
+    return 0;
+}
+
+static intptr_t gather_fail_fast(void *arg)
+{
+    struct setup *s = arg;
+    int64_t t0 = eddy_clock_ns();
+    s->rc = eddy_gather(s->calls, s->n, s->results, EDDY_GATHER_FAIL_FAST);
+    s->elapsed_ns = eddy_clock_ns() - t0;
+    return 0;
+}
+
+static intptr_t empty_and_bad(void *arg)
+{
+    (void)arg;
+    intptr_t r;
+    struct eddy_call c = {run_job, NULL};
+    cr_expect_eq(eddy_gather(NULL, 0, NULL, EDDY_GATHER_ALL), 0, "empty: 0 at once");
+    cr_expect_eq(eddy_gather(&c, 1, &r, (enum eddy_gather_mode)9), -EINVAL);
+    cr_expect_eq(eddy_gather(&c, 1, NULL, EDDY_GATHER_ALL), -EINVAL);
+    return 0;
+}
+
+EDDY_TEST(gather, an_empty_gather_returns_zero_at_once_and_bad_input_is_einval)
+{
+    cr_assert_eq(rt_run(empty_and_bad, NULL), 0);
+    struct eddy_call c = {run_job, NULL};
+    intptr_t r;
+    cr_expect_eq(eddy_gather(&c, 1, &r, EDDY_GATHER_ALL), -EINVAL, "outside a task");
+}
+
+EDDY_TEST(gather, results_come_in_spawn_order_whatever_the_completion_order)
+{
+    static struct setup s;
+    prepare(&s, 3, (int64_t[]){30, 10, 20}, (intptr_t[]){1, 2, 3});
+    cr_assert_eq(rt_run(gather_all, &s), 0);
+    cr_expect_eq(s.rc, 0);
+    cr_expect_eq(s.results[0], 1);
+    cr_expect_eq(s.results[1], 2);
+    cr_expect_eq(s.results[2], 3);
+    cr_expect_eq(s.log.n, 3);
+    cr_expect_eq(s.log.v[0], 1, "completion order B, C, A");
+    cr_expect_eq(s.log.v[1], 2);
+    cr_expect_eq(s.log.v[2], 0);
+    cr_expect_lt(s.elapsed_ns, (30 + 100) * EDDY_NS_PER_MS + rt_late_tolerance_ns(),
+                 "concurrent, not 60 ms");
+}
+
+EDDY_TEST(gather, all_mode_keeps_every_result_when_some_fail)
+{
+    static struct setup s;
+    prepare(&s, 4, (int64_t[]){5, 1, 3, 0}, (intptr_t[]){10, -EIO, 30, -EPROTO});
+    cr_assert_eq(rt_run(gather_all, &s), 0);
+    cr_expect_eq(s.rc, 0);
+    cr_expect_eq(s.results[0], 10);
+    cr_expect_eq(s.results[1], -EIO);
+    cr_expect_eq(s.results[2], 30);
+    cr_expect_eq(s.results[3], -EPROTO);
+}
+
+EDDY_TEST(gather, fail_fast_cancels_the_rest_and_returns_the_first_failure)
+{
+    static struct setup s;
+    /* Job 2 fails first (at 5 ms), job 1 would fail later, job 0 sleeps. */
+    prepare(&s, 3, (int64_t[]){10000, 40, 5}, (intptr_t[]){1, -EIO, -EPROTO});
+    cr_assert_eq(rt_run(gather_fail_fast, &s), 0);
+    cr_expect_eq(s.rc, -EPROTO);
+    cr_expect_eq(s.results[0], -ECANCELED);
+    cr_expect_eq(s.results[1], -ECANCELED);
+    cr_expect_eq(s.results[2], -EPROTO);
+    cr_expect_lt(s.elapsed_ns, 5 * EDDY_NS_PER_MS + rt_late_tolerance_ns());
+}
+
+struct outer {
+    struct setup s;
+    struct eddy_task *gatherer;
+    int after_rc;
+    int scope_rc;
+};
+
+static intptr_t gather_then_block(void *arg)
+{
+    struct outer *o = arg;
+    o->s.rc = eddy_gather(o->s.calls, o->s.n, o->s.results, EDDY_GATHER_ALL);
+    o->after_rc = eddy_task_yield();
+    return 0;
+}
+
+static intptr_t cancel_gatherer(void *arg)
+{
+    struct outer *o = arg;
+    o->gatherer = st_spawn(gather_then_block, o);
+    cr_assert_eq(eddy_sleep_ms(5), 0);
+    cr_assert_eq(eddy_task_cancel(o->gatherer), 0);
+    st_join(o->gatherer);
+    return 0;
+}
+
+EDDY_TEST(gather, cancelling_the_gatherer_cancels_and_waits_for_every_child)
+{
+    static struct outer o;
+    prepare(&o.s, 3, (int64_t[]){10000, 1, 10000}, (intptr_t[]){1, 2, 3});
+    cr_assert_eq(rt_run(cancel_gatherer, &o), 0);
+    cr_expect_eq(o.s.rc, -ECANCELED);
+    cr_expect_eq(o.s.results[0], -ECANCELED);
+    cr_expect_eq(o.s.results[1], 2);
+    cr_expect_eq(o.s.results[2], -ECANCELED);
+    cr_expect_eq(o.after_rc, -ECANCELED, "the cancellation is restored afterwards");
+}
+
+static intptr_t gather_in_scope(void *arg)
+{
+    struct outer *o = arg;
+    struct eddy_timeout scope;
+    eddy_timeout_enter(&scope, 5 * EDDY_NS_PER_MS);
+    o->s.rc = eddy_gather(o->s.calls, o->s.n, o->s.results, EDDY_GATHER_ALL);
+    o->scope_rc = eddy_timeout_exit(&scope);
+    /* The abandoned children finish on their own, cancelled. */
+    for (int i = 0; i < 10 && !(o->s.jobs[0].finished || o->s.log.n > 1); i++)
+        eddy_task_yield();
+    return 0;
+}
+
+EDDY_TEST(gather, an_expired_scope_cancels_the_children_and_returns_etimedout)
+{
+    static struct outer o;
+    prepare(&o.s, 3, (int64_t[]){10000, 1, 10000}, (intptr_t[]){1, 2, 3});
+    cr_assert_eq(rt_run(gather_in_scope, &o), 0);
+    cr_expect_eq(o.s.rc, -ETIMEDOUT);
+    cr_expect_eq(o.scope_rc, -ETIMEDOUT);
+    cr_expect_eq(o.s.log.n, 1, "only the 1 ms job finished normally");
+}
+
+static intptr_t trivial(void *arg)
+{
+    return (intptr_t)arg;
+}
+
+static intptr_t ten_thousand(void *arg)
+{
+    size_t n = *(size_t *)arg;
+    struct eddy_call *calls = calloc(n, sizeof(*calls));
+    intptr_t *results = calloc(n, sizeof(*results));
+    for (size_t i = 0; i < n; i++)
+        calls[i] = (struct eddy_call){trivial, (void *)(intptr_t)i};
+    cr_assert_eq(eddy_gather(calls, n, results, EDDY_GATHER_FAIL_FAST), 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(results[i], (intptr_t)i);
+    free(calls);
+    free(results);
+    return 0;
+}
+
+EDDY_TEST(gather, ten_thousand_tasks)
+{
+    size_t n = rt_scale(10000, 1000);
+    cr_assert_eq(rt_run(ten_thousand, &n), 0);
+}
