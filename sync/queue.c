@@ -116,7 +116,8 @@ static int grow(struct eddy_queue *q)
     return 0;
 }
 
-static int store(struct eddy_queue *q, void *item, int64_t key)
+/* The priority queue's store: a slab node pushed on the heap. */
+static __attribute__((noinline)) int store_slow(struct eddy_queue *q, void *item, int64_t key)
 {
     if (q->_kind == EDDY_QUEUE_PRIORITY) {
         struct pstore *ps = q->_store;
@@ -129,7 +130,7 @@ static int store(struct eddy_queue *q, void *item, int64_t key)
             return -ENOMEM;
         }
     } else {
-        if (q->_len == q->_ring_cap && grow(q) < 0)
+        if (grow(q) < 0)
             return -ENOMEM;
         void **ring = q->_store;
         ring[(q->_head + q->_len) & (q->_ring_cap - 1)] = item;
@@ -139,7 +140,20 @@ static int store(struct eddy_queue *q, void *item, int64_t key)
     return 0;
 }
 
-static void *take(struct eddy_queue *q)
+/* Inline for the ring with room, the case a ping-pong exercises. */
+static inline int store(struct eddy_queue *q, void *item, int64_t key)
+{
+    if (EDDY_LIKELY(q->_kind != EDDY_QUEUE_PRIORITY && q->_len < q->_ring_cap)) {
+        void **ring = q->_store;
+        ring[(q->_head + q->_len) & (q->_ring_cap - 1)] = item;
+        q->_len++;
+        q->_unfinished++;
+        return 0;
+    }
+    return store_slow(q, item, key);
+}
+
+static __attribute__((noinline)) void *take_slow(struct eddy_queue *q)
 {
     void *item;
     if (q->_kind == EDDY_QUEUE_PRIORITY) {
@@ -149,16 +163,22 @@ static void *take(struct eddy_queue *q)
         eddy_obj_slab_free(&ps->slab, n);
     } else {
         void **ring = q->_store;
-        size_t mask = q->_ring_cap - 1;
-        if (q->_kind == EDDY_QUEUE_FIFO) {
-            item = ring[q->_head];
-            q->_head = (q->_head + 1) & mask;
-        } else {
-            item = ring[(q->_head + q->_len - 1) & mask];
-        }
+        item = ring[(q->_head + q->_len - 1) & (q->_ring_cap - 1)];
     }
     q->_len--;
     return item;
+}
+
+static inline void *take(struct eddy_queue *q)
+{
+    if (EDDY_LIKELY(q->_kind == EDDY_QUEUE_FIFO)) {
+        void **ring = q->_store;
+        void *item = ring[q->_head];
+        q->_head = (q->_head + 1) & (q->_ring_cap - 1);
+        q->_len--;
+        return item;
+    }
+    return take_slow(q);
 }
 
 /* An item was stored: promise it to the first parked getter, if any. */
@@ -198,7 +218,7 @@ EDDY_API int eddy_queue_try_put(struct eddy_queue *q, void *item)
     return eddy_queue_try_put_key(q, item, 0);
 }
 
-EDDY_API int eddy_queue_put_key(struct eddy_queue *q, void *item, int64_t key, int64_t deadline_ns)
+static inline int put(struct eddy_queue *q, void *item, int64_t key, int64_t deadline_ns)
 {
     if (q->_closed)
         return -EPIPE;
@@ -225,9 +245,14 @@ EDDY_API int eddy_queue_put_key(struct eddy_queue *q, void *item, int64_t key, i
     return 0;
 }
 
+EDDY_API int eddy_queue_put_key(struct eddy_queue *q, void *item, int64_t key, int64_t deadline_ns)
+{
+    return put(q, item, key, deadline_ns);
+}
+
 EDDY_API int eddy_queue_put(struct eddy_queue *q, void *item, int64_t deadline_ns)
 {
-    return eddy_queue_put_key(q, item, 0, deadline_ns);
+    return put(q, item, 0, deadline_ns);
 }
 
 EDDY_API int eddy_queue_try_get(struct eddy_queue *q, void **item)
