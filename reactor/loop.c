@@ -118,6 +118,8 @@ static void cancel_all(struct eddy_loop *loop)
     }
 }
 
+static struct eddy__post *take_posts(struct eddy_loop *loop, bool closing);
+
 /* What makes run() return, besides a stop. */
 enum run_until { UNTIL_TASK, UNTIL_NO_TASKS, UNTIL_NO_WORK };
 
@@ -139,12 +141,7 @@ EDDY_API void eddy_loop_destroy(struct eddy_loop *loop)
         eddy__debug_report_end(loop);
     /* Callbacks not yet run are dropped here, before the shutdown runs below
      * poll the eventfd and would run them (eddy_loop_post's contract). */
-    pthread_mutex_lock(&loop->post_lock);
-    loop->closing = true;
-    struct eddy__post *p = loop->post_head;
-    loop->post_head = NULL;
-    loop->post_tail = &loop->post_head;
-    pthread_mutex_unlock(&loop->post_lock);
+    struct eddy__post *p = take_posts(loop, true);
     while (p) {
         struct eddy__post *next = p->next;
         eddy__free(p);
@@ -244,10 +241,27 @@ EDDY_API int eddy_loop_post(struct eddy_loop *loop, eddy_callback_fn *fn, void *
     bool was_empty = loop->post_head == NULL;
     *loop->post_tail = p;
     loop->post_tail = &p->next;
-    pthread_mutex_unlock(&loop->post_lock);
+    /* Signal under the lock: once the callback is visible the loop may run
+     * it and be destroyed, and destroy takes this lock before closing the
+     * eventfd, so the write cannot race with that close. */
     if (was_empty)
         signal_wake(loop);
+    pthread_mutex_unlock(&loop->post_lock);
     return 0;
+}
+
+/* Takes every queued callback, oldest first; with closing set, the queue
+ * stays closed to new posts. */
+static struct eddy__post *take_posts(struct eddy_loop *loop, bool closing)
+{
+    pthread_mutex_lock(&loop->post_lock);
+    if (closing)
+        loop->closing = true;
+    struct eddy__post *p = loop->post_head;
+    loop->post_head = NULL;
+    loop->post_tail = &loop->post_head;
+    pthread_mutex_unlock(&loop->post_lock);
+    return p;
 }
 
 static void run_posts(struct eddy_loop *loop)
@@ -255,11 +269,7 @@ static void run_posts(struct eddy_loop *loop)
     uint64_t count;
     while (read(loop->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR)
         ;
-    pthread_mutex_lock(&loop->post_lock);
-    struct eddy__post *p = loop->post_head;
-    loop->post_head = NULL;
-    loop->post_tail = &loop->post_head;
-    pthread_mutex_unlock(&loop->post_lock);
+    struct eddy__post *p = take_posts(loop, false);
     while (p) {
         struct eddy__post *next = p->next;
         p->fn(p->arg);
