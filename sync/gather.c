@@ -1,5 +1,6 @@
 /*
- * sync/gather.c: eddy_gather, asyncio.gather over calls spawned as tasks.
+ * sync/gather.c: eddy_gather (asyncio.gather) and eddy_as_completed
+ * (asyncio.as_completed), over calls spawned as tasks.
  *
  * One allocation holds the shared state and a record per call. Each child
  * runs a small entry that calls the user's function, counts itself out and
@@ -22,6 +23,7 @@
 #include <eddy/sync.h>
 
 #include "alloc/internal.h"
+#include "alloc/list.h"
 
 struct gstate;
 
@@ -155,4 +157,151 @@ EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *resu
     if (spawn_rc < 0)
         return spawn_rc;
     return first_error;
+}
+
+/* ---- as_completed ------------------------------------------------------------
+ * The same per-call records; a finished child appends its record to the
+ * `done` FIFO and wakes the consumer, which pops one record per next().
+ */
+
+struct acchild {
+    struct eddy__list link;
+    struct eddy_as_completed *ac;
+    struct eddy_task *task;
+    eddy_task_fn *fn;
+    void *arg;
+    intptr_t result;
+    size_t index;
+};
+
+struct eddy_as_completed {
+    struct eddy_waitq waiter;
+    struct eddy__list done;
+    size_t n;
+    size_t live;
+    size_t handed_out;
+    bool abandoned;
+    struct acchild kids[];
+};
+
+static intptr_t ac_entry(void *arg)
+{
+    struct acchild *c = arg;
+    intptr_t r = c->fn(c->arg);
+    struct eddy_as_completed *ac = c->ac;
+    ac->live--;
+    if (EDDY_UNLIKELY(ac->abandoned)) {
+        if (ac->live == 0)
+            eddy__free(ac);
+        return r;
+    }
+    c->result = r;
+    eddy__list_push_back(&ac->done, &c->link);
+    eddy_waitq_wake_one(&ac->waiter, 0);
+    return r;
+}
+
+EDDY_API int eddy_as_completed_start(const struct eddy_call *calls, size_t n,
+                                     struct eddy_as_completed **out)
+{
+    if (!eddy_task_current() || !out || (n && !calls))
+        return -EINVAL;
+    if (n > (SIZE_MAX - sizeof(struct eddy_as_completed)) / sizeof(struct acchild))
+        return -ENOMEM;
+    struct eddy_as_completed *ac = eddy__malloc(sizeof(*ac) + n * sizeof(struct acchild));
+    if (!ac)
+        return -ENOMEM;
+    eddy_waitq_init(&ac->waiter);
+    eddy__list_init(&ac->done);
+    ac->n = 0;
+    ac->live = 0;
+    ac->handed_out = 0;
+    ac->abandoned = false;
+    for (size_t i = 0; i < n; i++) {
+        struct acchild *c = &ac->kids[i];
+        c->ac = ac;
+        c->fn = calls[i].fn;
+        c->arg = calls[i].arg;
+        c->index = i;
+        eddy__list_init(&c->link);
+        int rc = eddy_task_spawn(ac_entry, c, NULL, &c->task);
+        if (rc < 0) {
+            ac->n = i;
+            eddy_as_completed_stop(ac);
+            return rc;
+        }
+        ac->n++;
+        ac->live++;
+    }
+    *out = ac;
+    return 0;
+}
+
+EDDY_API int eddy_as_completed_next(struct eddy_as_completed *ac, size_t *index, intptr_t *result,
+                                    int64_t deadline_ns)
+{
+    while (eddy__list_is_empty(&ac->done)) {
+        if (ac->handed_out == ac->n)
+            return 0;
+        int rc = eddy_waitq_wait(&ac->waiter, deadline_ns);
+        if (rc < 0)
+            return rc;
+    }
+    struct acchild *c = eddy__container_of(eddy__list_pop_front(&ac->done), struct acchild, link);
+    eddy_task_join(c->task, NULL); /* finished: frees the task, no wait */
+    c->task = NULL;
+    ac->handed_out++;
+    if (index)
+        *index = c->index;
+    if (result)
+        *result = c->result;
+    return 1;
+}
+
+EDDY_API int eddy_as_completed_stop(struct eddy_as_completed *ac)
+{
+    struct eddy_task *self = eddy_task_current();
+    if (!self || !ac)
+        return -EINVAL;
+    for (size_t i = 0; i < ac->n; i++)
+        if (ac->kids[i].task && !eddy_task_is_done(ac->kids[i].task))
+            eddy_task_cancel(ac->kids[i].task);
+    bool self_cancelled = false;
+    int rc = 0;
+    while (ac->live > 0) {
+        int w = eddy_waitq_wait(&ac->waiter, EDDY_DEADLINE_NEVER);
+        if (w == -ECANCELED) {
+            self_cancelled = true;
+            eddy_task_uncancel();
+        } else if (w < 0) {
+            rc = w;
+            break;
+        }
+    }
+    if (rc < 0) {
+        /* Cannot wait any more: the running calls finish on their own. */
+        ac->abandoned = true;
+        for (size_t i = 0; i < ac->n; i++) {
+            struct eddy_task *t = ac->kids[i].task;
+            if (!t)
+                continue;
+            if (eddy_task_is_done(t)) {
+                eddy_task_join(t, NULL);
+            } else {
+                eddy_task_detach(t);
+            }
+        }
+        if (ac->live == 0)
+            eddy__free(ac);
+    } else {
+        for (size_t i = 0; i < ac->n; i++)
+            if (ac->kids[i].task)
+                eddy_task_join(ac->kids[i].task, NULL);
+        eddy__free(ac);
+    }
+    if (self_cancelled) {
+        eddy_task_cancel(self);
+        return rc < 0 ? rc : -ECANCELED;
+    }
+    return rc;
 }

@@ -13,6 +13,8 @@
  *     PriorityQueue                  _try_put / _try_get / _task_done / _join / _close
  *   loop.create_future()           eddy_future_init / _set_result / _set_error / _wait
  *   asyncio.gather(...)            eddy_gather(calls, n, results, mode)
+ *   asyncio.as_completed(...)      eddy_as_completed_start / _next / _stop
+ *   asyncio.wait_for(t, timeout)   eddy_wait_for(task, deadline, &result)
  *   asyncio.TaskGroup()            eddy_group_create / _spawn / _join
  *
  * Rules shared by every primitive here:
@@ -358,6 +360,59 @@ enum eddy_gather_mode {
  */
 EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *results,
                          enum eddy_gather_mode mode);
+
+/* ---- as_completed (asyncio.as_completed) ------------------------------------
+ * Runs the calls as tasks and hands back their results one at a time, in
+ * completion order, with the index of each call:
+ *   struct eddy_as_completed *ac;
+ *   eddy_as_completed_start(calls, n, &ac);
+ *   while ((rc = eddy_as_completed_next(ac, &i, &result, deadline)) > 0) ...
+ *   eddy_as_completed_stop(ac);   // cancels and waits for what still runs
+ * asyncio.wait(return_when=FIRST_COMPLETED) is one next() with a deadline;
+ * ALL_COMPLETED and FIRST_EXCEPTION are eddy_gather's two modes. Differs
+ * from asyncio: results come as (index, value) pairs rather than awaitables,
+ * and a timeout is a deadline per next() call, not one for the iteration.
+ */
+struct eddy_as_completed;
+
+/* Spawns the calls (calls: borrowed, copied; each arg retained until its
+ * call returns). n may be 0. Returns: 0; -ENOMEM; -EINVAL outside a task.
+ * Suspends: no. */
+EDDY_API int eddy_as_completed_start(const struct eddy_call *calls, size_t n,
+                                     struct eddy_as_completed **out);
+/*
+ * Waits for the next call to finish and stores its index and return value
+ * (index, result: caller memory, may be NULL).
+ * Returns: 1 with a result; 0 when every call's result has been handed
+ * out; -ECANCELED / -ETIMEDOUT (the calls keep running; next may be called
+ * again); -ENOMEM. Suspends: yes (while none has finished).
+ */
+EDDY_API int eddy_as_completed_next(struct eddy_as_completed *ac, size_t *index, intptr_t *result,
+                                    int64_t deadline_ns);
+/* Cancels the calls still running, waits until they have finished and frees
+ * ac (as gather: after an expired timeout scope it detaches them instead).
+ * Returns: 0; -ECANCELED (the caller was cancelled; the calls were still
+ * waited for); -ETIMEDOUT. Suspends: yes. */
+EDDY_API int eddy_as_completed_stop(struct eddy_as_completed *ac);
+
+/* ---- wait_for (asyncio.wait_for) and shield ---------------------------------
+ * eddy_wait_for joins task with a deadline; when the deadline passes first,
+ * it cancels the task and waits for it to finish (asyncio.wait_for).
+ * asyncio.shield has no function here: eddy_task_join never cancels the task
+ * it waits for, so a join that ends with -ECANCELED or -ETIMEDOUT already
+ * leaves the task running (join it again later, or detach it).
+ */
+
+/*
+ * Joins task (which must not be joined elsewhere); on deadline_ns, cancels
+ * it and waits for it to end. result (may be NULL) receives the task's return
+ * value when the call returns 0. The handle is consumed in every case but
+ * -EINVAL. Returns: 0; -ETIMEDOUT (deadline or timeout scope: the task was
+ * cancelled; after an expired scope it is detached rather than waited for);
+ * -ECANCELED (the caller was cancelled: the task is cancelled and waited
+ * for); -EINVAL as eddy_task_join. Suspends: yes.
+ */
+EDDY_API int eddy_wait_for(struct eddy_task *task, int64_t deadline_ns, intptr_t *result);
 
 /* ---- task groups (asyncio.TaskGroup) ---------------------------------------
  * A group owns the tasks spawned into it. eddy_group_join waits until every

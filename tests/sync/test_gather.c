@@ -218,3 +218,91 @@ EDDY_TEST(gather, ten_thousand_tasks)
     size_t n = rt_scale(10000, 1000);
     cr_assert_eq(rt_run(ten_thousand, &n), 0);
 }
+
+/* ---- as_completed ---------------------------------------------------------- */
+
+struct ac_case {
+    struct setup s;
+    size_t order[8];
+    intptr_t values[8];
+    int count;
+    int end_rc;
+    int timeout_rc;
+    int stop_rc;
+};
+
+static intptr_t iterate(void *arg)
+{
+    struct ac_case *c = arg;
+    struct eddy_as_completed *ac;
+    cr_assert_eq(eddy_as_completed_start(c->s.calls, c->s.n, &ac), 0);
+    cr_expect_eq(eddy_as_completed_next(ac, NULL, NULL, st_in_ms(0)), -ETIMEDOUT,
+                 "nothing finished yet");
+    size_t i;
+    intptr_t v;
+    int rc;
+    while ((rc = eddy_as_completed_next(ac, &i, &v, EDDY_DEADLINE_NEVER)) > 0) {
+        c->order[c->count] = i;
+        c->values[c->count++] = v;
+    }
+    c->end_rc = rc;
+    cr_expect_eq(eddy_as_completed_next(ac, &i, &v, EDDY_DEADLINE_NEVER), 0, "still exhausted");
+    c->stop_rc = eddy_as_completed_stop(ac);
+    return 0;
+}
+
+EDDY_TEST(as_completed, hands_out_results_in_completion_order)
+{
+    static struct ac_case c;
+    memset(&c, 0, sizeof(c));
+    prepare(&c.s, 3, (int64_t[]){30, 10, 20}, (intptr_t[]){'A', 'B', 'C'});
+    cr_assert_eq(rt_run(iterate, &c), 0);
+    cr_expect_eq(c.count, 3);
+    cr_expect_eq(c.end_rc, 0);
+    cr_expect_eq(c.stop_rc, 0);
+    cr_expect_eq(c.order[0], 1);
+    cr_expect_eq(c.order[1], 2);
+    cr_expect_eq(c.order[2], 0);
+    cr_expect_eq(c.values[0], 'B');
+    cr_expect_eq(c.values[1], 'C');
+    cr_expect_eq(c.values[2], 'A');
+}
+
+static intptr_t first_completed_then_stop(void *arg)
+{
+    struct ac_case *c = arg;
+    struct eddy_as_completed *ac;
+    cr_assert_eq(eddy_as_completed_start(c->s.calls, c->s.n, &ac), 0);
+    size_t i;
+    cr_expect_eq(eddy_as_completed_next(ac, &i, NULL, st_in_ms(1000)), 1);
+    cr_expect_eq(i, 1, "asyncio.wait FIRST_COMPLETED");
+    c->timeout_rc = eddy_as_completed_next(ac, &i, NULL, st_in_ms(5));
+    c->stop_rc = eddy_as_completed_stop(ac);
+    return 0;
+}
+
+EDDY_TEST(as_completed, a_deadline_ends_next_and_stop_cancels_the_rest)
+{
+    static struct ac_case c;
+    memset(&c, 0, sizeof(c));
+    prepare(&c.s, 3, (int64_t[]){10000, 1, 10000}, (intptr_t[]){1, 2, 3});
+    cr_assert_eq(rt_run(first_completed_then_stop, &c), 0);
+    cr_expect_eq(c.timeout_rc, -ETIMEDOUT);
+    cr_expect_eq(c.stop_rc, 0);
+    cr_expect_eq(c.s.log.n, 1, "the others were cancelled");
+}
+
+static intptr_t empty_set(void *arg)
+{
+    (void)arg;
+    struct eddy_as_completed *ac;
+    cr_assert_eq(eddy_as_completed_start(NULL, 0, &ac), 0);
+    cr_expect_eq(eddy_as_completed_next(ac, NULL, NULL, EDDY_DEADLINE_NEVER), 0);
+    cr_expect_eq(eddy_as_completed_stop(ac), 0);
+    return 0;
+}
+
+EDDY_TEST(as_completed, an_empty_set_is_exhausted_at_once)
+{
+    cr_assert_eq(rt_run(empty_set, NULL), 0);
+}
