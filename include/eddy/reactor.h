@@ -375,6 +375,95 @@ EDDY_API int eddy_offload_set_threads(unsigned n);
 /* The pool size in force. Suspends: no. Thread rules: any thread. */
 EDDY_API unsigned eddy_offload_threads(void);
 
+/* ---- cross-thread channel -----------------------------------------------
+ * A bounded FIFO of intptr_t values (pointers fit) through which threads
+ * outside a loop, or tasks of other loops, hand values to the tasks of one
+ * loop (the channel's loop, which owns it). Senders may be on any thread;
+ * receivers are tasks of the channel's loop.
+ *
+ *   sender (any thread)              receiver (task of the loop)
+ *   eddy_channel_try_send  -EAGAIN   eddy_channel_recv      parks while empty
+ *   eddy_channel_send_blocking waits eddy_channel_try_recv  -EAGAIN
+ *   eddy_channel_send (in a task)    eddy_channel_close     from any side
+ *
+ * Order: values from one sender are received in the order it sent them.
+ * Close: sends fail with -EPIPE at once; receivers first drain what is in
+ * the channel, then get -EPIPE; parked senders and receivers are woken.
+ * A cross-thread send wakes the loop through its eventfd with an intrusive
+ * post, no allocation, and only when a receiver is parked and no wakeup is
+ * already on its way. Costs: a send or receive is a mutex lock/unlock and a
+ * ring-buffer slot.
+ *
+ * Lifetime: eddy_channel_destroy runs on the loop's thread once no task is
+ * parked on the channel (close first and let them leave) and once every
+ * other thread has returned from its last call on it; the loop must not be
+ * destroyed before its channels.
+ */
+struct eddy_channel;
+
+/*
+ * Creates a channel of `capacity` values (>= 1) owned by loop (which need
+ * not be running). Returns: 0; -EINVAL (NULL loop or out, capacity 0 or too
+ * large); -ENOMEM. Suspends: no. Thread rules: the loop's thread.
+ */
+EDDY_API int eddy_channel_create(struct eddy_loop *loop, size_t capacity,
+                                 struct eddy_channel **out);
+
+/* Frees the channel. Returns: 0; -EBUSY while tasks are parked on it (or
+ * woken and not yet run): nothing is freed. Values still inside are
+ * dropped (the caller owns what they point to: drain with try_recv first).
+ * Suspends: no. Thread rules: the loop's thread. */
+EDDY_API int eddy_channel_destroy(struct eddy_channel *ch);
+
+/* Appends value without waiting. Returns: 0; -EAGAIN when the channel is
+ * full; -EPIPE once closed; -EINVAL for NULL. Suspends: no. Thread rules:
+ * any thread. */
+EDDY_API int eddy_channel_try_send(struct eddy_channel *ch, intptr_t value);
+
+/*
+ * Appends value, blocking the calling thread (a condition variable wait)
+ * while the channel is full, until deadline_ns (absolute, CLOCK_MONOTONIC as
+ * eddy_clock_ns; EDDY_DEADLINE_NEVER for none). For plain threads.
+ * Returns: 0; -EPIPE once closed (also when closed while waiting);
+ * -ETIMEDOUT; -EINVAL for NULL; -EDEADLK on the channel's loop thread (a
+ * wait there could never end: use eddy_channel_send in a task).
+ * Suspends: no (blocks the thread). Thread rules: any thread but the loop's.
+ */
+EDDY_API int eddy_channel_send_blocking(struct eddy_channel *ch, intptr_t value,
+                                        int64_t deadline_ns);
+
+/*
+ * Appends value from a task, parking it while the channel is full. A task
+ * of the channel's loop parks on a wait queue woken by receivers; a task of
+ * another loop polls with a backoff of 50 us growing to 1 ms (its loop keeps
+ * running meanwhile). Returns: 0; -EPIPE once closed; -ECANCELED;
+ * -ETIMEDOUT (timeout scope); -EINVAL outside a task or for NULL; -ENOMEM.
+ * Suspends: yes. Thread rules: a task of any loop.
+ */
+EDDY_API int eddy_channel_send(struct eddy_channel *ch, intptr_t value);
+
+/*
+ * Takes the oldest value into *value, parking the task while the channel
+ * is empty. Returns: 0; -EPIPE when closed and empty; -ECANCELED;
+ * -ETIMEDOUT (timeout scope); -EINVAL outside a task of the channel's loop
+ * or for NULL; -ENOMEM. A receiver that is cancelled never takes a value.
+ * Suspends: yes. Thread rules: a task of the channel's loop.
+ */
+EDDY_API int eddy_channel_recv(struct eddy_channel *ch, intptr_t *value);
+
+/* As eddy_channel_recv without waiting. Returns: 0; -EAGAIN when empty;
+ * -EPIPE when closed and empty; -EINVAL for NULL or off the loop's thread.
+ * Suspends: no. Thread rules: the loop's thread. */
+EDDY_API int eddy_channel_try_recv(struct eddy_channel *ch, intptr_t *value);
+
+/* Closes the channel (see above). Returns: 0; -EALREADY when already
+ * closed; -EINVAL for NULL. Suspends: no. Thread rules: any thread. */
+EDDY_API int eddy_channel_close(struct eddy_channel *ch);
+
+/* Values in the channel now (a snapshot when other threads send). */
+EDDY_API size_t eddy_channel_len(struct eddy_channel *ch);
+EDDY_API bool eddy_channel_is_closed(struct eddy_channel *ch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -82,9 +82,14 @@ struct slot {
 
 static pthread_t loop_thread;
 
+/* Set by a test: the gate opens once this many jobs have been dropped. */
+static int open_gate_after_drops;
+
 static void record_dispose(void *arg, intptr_t result, bool ran)
 {
     struct slot *s = arg;
+    if (!ran && open_gate_after_drops > 0 && --open_gate_after_drops == 0)
+        open_gate();
     s->calls++;
     s->ran = ran;
     s->result = result;
@@ -417,9 +422,12 @@ static intptr_t offload_in_scope(void *arg)
 {
     struct timeout_case *c = arg;
     loop_thread = pthread_self();
+    /* A worker exists, so the job starts well before the deadline. */
+    if (eddy_offload_run(square, NULL, NULL, NULL) < 0)
+        return -1;
     struct eddy_timeout scope;
     eddy_timeout_enter(&scope, 30 * EDDY_NS_PER_MS);
-    int64_t t0 = eddy_clock_ns();
+    int64_t t0 = eddy_now_ns(); /* the scope's base */
     intptr_t r = -1;
     c->s.rc = eddy_offload_run(sleep_slot_job, &c->s, record_dispose, &r);
     c->elapsed_ns = eddy_clock_ns() - t0;
@@ -439,8 +447,12 @@ EDDY_TEST(offload, timeout_scope_ends_the_wait_and_disposes_of_the_late_result)
     cr_expect_geq(c.elapsed_ns, 30 * EDDY_NS_PER_MS);
     cr_expect_lt(c.elapsed_ns, 30 * EDDY_NS_PER_MS + rt_late_tolerance_ns());
     cr_expect_eq(c.s.calls, 1);
-    cr_expect(c.s.ran);
-    cr_expect_eq(c.s.result, 27);
+    /* Valgrind runs one thread at a time: the job may still be queued at
+     * the deadline, and is then dropped instead. */
+    if (c.s.ran || !eddy_test_under_valgrind()) {
+        cr_expect(c.s.ran);
+        cr_expect_eq(c.s.result, 27);
+    }
 }
 
 /* ---- pool size ------------------------------------------------------------- */
@@ -547,21 +559,14 @@ static intptr_t leave_jobs_in_flight(void *arg)
     return 0; /* eddy_run now destroys the loop */
 }
 
-static void *open_gate_later(void *arg)
-{
-    (void)arg;
-    rt_thread_sleep_ms(50);
-    open_gate();
-    return NULL;
-}
-
 EDDY_TEST(offload, destroy_drops_queued_jobs_and_waits_for_running_ones)
 {
     eddy_offload_set_threads(2);
     size_t n = 8;
     struct many m = {n, make_slots(n), -1, NULL};
-    pthread_t opener;
-    cr_assert_eq(pthread_create(&opener, NULL, open_gate_later, NULL), 0);
+    /* The two running jobs finish only once destroy has dropped the six
+     * queued ones. */
+    open_gate_after_drops = (int)n - 2;
     cr_expect_eq(rt_run(leave_jobs_in_flight, &m), 0);
     size_t ran = 0;
     for (size_t i = 0; i < n; i++) {
@@ -572,7 +577,6 @@ EDDY_TEST(offload, destroy_drops_queued_jobs_and_waits_for_running_ones)
     /* The two running when destroy began finished inside it. */
     cr_expect_eq(ran, 2);
     cr_expect_eq(atomic_load(&gate_entered), 2);
-    pthread_join(opener, NULL);
     free(m.slots);
     /* The pool serves the next loop. */
     cr_expect_eq(rt_run(offload_square, (void *)(intptr_t)7), 49);

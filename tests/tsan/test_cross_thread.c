@@ -36,7 +36,16 @@
  *      its loop's mailbox;
  *   5. a loop created and run on a thread of its own serves three threads
  *      that only post (their eddy_loop_run and eddy_loop_spawn get -EINVAL);
- *      its callbacks spawn tasks, and every spawned task runs.
+ *      its callbacks spawn tasks, and every spawned task runs;
+ *   6. two loops on two threads offload through the shared pool: every
+ *      result, and what the job wrote, reaches its caller;
+ *   7. offload callers cancelled while their jobs are queued or running:
+ *      each job is disposed of once, or its result delivered, and the loop
+ *      is destroyed with jobs in flight;
+ *   8. four threads (try_send and send_blocking) feed a 16-slot channel read
+ *      by two tasks: per thread in order, payloads visible to the receiver;
+ *   9. a task of another loop sends through a 2-slot channel (polling while
+ *      full); close from the receiving side, then -EPIPE.
  * Counts stay modest: TSan makes every coroutine a thread of its own and
  * dies past about 8,000 of them.
  *
@@ -860,6 +869,265 @@ static void loop_on_its_own_thread_serves_threads_that_only_post(void)
     pthread_barrier_destroy(&h.may_destroy);
 }
 
+/* ---- offload pool and channel ------------------------------------------------ */
+
+/* Offload: the job writes into memory the caller reads after the call, and
+ * two loops on two threads share the pool; TSan checks that a result (and
+ * everything the job wrote) is visible to the caller through the
+ * completion's intrusive post. Cancelled callers hand their jobs to dispose,
+ * exactly once, on the loop thread. */
+#define OFFLOAD_CALLERS 64
+#define OFFLOAD_ROUNDS 20
+
+struct offload_slot {
+    long written; /* by the job, on a worker thread */
+    long seen;    /* by the caller, after the call */
+    int rc;
+    int disposed;
+    bool disposed_ran;
+};
+
+static intptr_t offload_write(void *arg)
+{
+    struct offload_slot *s = arg;
+    s->written++;
+    return s->written * 2;
+}
+
+static void offload_dispose(void *arg, intptr_t result, bool ran)
+{
+    struct offload_slot *s = arg;
+    s->disposed++;
+    s->disposed_ran = ran;
+    if (ran)
+        CHECK_EQ(result, s->written * 2);
+}
+
+static intptr_t offload_caller(void *arg)
+{
+    struct offload_slot *s = arg;
+    for (int i = 0; i < OFFLOAD_ROUNDS; i++) {
+        intptr_t r = 0;
+        s->rc = eddy_offload_run(offload_write, s, offload_dispose, &r);
+        if (s->rc < 0)
+            return s->rc;
+        CHECK_EQ(r, s->written * 2);
+        s->seen = s->written;
+    }
+    return 0;
+}
+
+struct offload_loop {
+    struct offload_slot slots[OFFLOAD_CALLERS];
+    bool cancel;
+};
+
+static intptr_t offload_main(void *arg)
+{
+    struct offload_loop *l = arg;
+    struct eddy_task *tasks[OFFLOAD_CALLERS];
+    for (int i = 0; i < OFFLOAD_CALLERS; i++)
+        CHECK_EQ(eddy_task_spawn(offload_caller, &l->slots[i], NULL, &tasks[i]), 0);
+    if (l->cancel) {
+        eddy_task_yield();
+        for (int i = 0; i < OFFLOAD_CALLERS; i++)
+            eddy_task_cancel(tasks[i]);
+    }
+    for (int i = 0; i < OFFLOAD_CALLERS; i++)
+        eddy_task_join(tasks[i], NULL);
+    return 0;
+}
+
+static void *offload_loop_thread(void *arg)
+{
+    intptr_t r = -1;
+    CHECK_EQ(eddy_run(offload_main, arg, NULL, &r), 0);
+    CHECK_EQ(r, 0);
+    return NULL;
+}
+
+static void offload_from_two_loops_on_two_threads_returns_every_result(void)
+{
+    eddy_offload_set_threads(3);
+    static struct offload_loop loops[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = start_thread(offload_loop_thread, &loops[i]);
+    for (int i = 0; i < 2; i++)
+        join_thread(t[i]);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < OFFLOAD_CALLERS; j++) {
+            CHECK_EQ(loops[i].slots[j].rc, 0);
+            CHECK_EQ(loops[i].slots[j].seen, OFFLOAD_ROUNDS);
+            CHECK_EQ(loops[i].slots[j].disposed, 0);
+        }
+}
+
+static void offload_cancelled_callers_dispose_each_job_once_then_destroy(void)
+{
+    eddy_offload_set_threads(2);
+    static struct offload_loop l = {.cancel = true};
+    offload_loop_thread(&l); /* eddy_run destroys the loop at the end */
+    for (int j = 0; j < OFFLOAD_CALLERS; j++) {
+        struct offload_slot *s = &l.slots[j];
+        if (s->rc == 0) {
+            CHECK_EQ(s->disposed, 0);
+            continue;
+        }
+        CHECK_EQ(s->rc, -ECANCELED);
+        CHECK_EQ(s->disposed, 1);
+    }
+}
+
+/* Channel: four threads send (two with try_send, two blocking) to two
+ * receiver tasks; per sender the values arrive in order, and the pointed-to
+ * payload written before the send is visible to the receiver. */
+#define CH_SENDERS 4
+#define CH_VALUES 2000
+
+struct ch_payload {
+    int sender;
+    long seq;
+};
+
+struct ch_sender {
+    struct eddy_channel *ch;
+    int id;
+    struct ch_payload *payloads;
+};
+
+static void *ch_send_all(void *arg)
+{
+    struct ch_sender *s = arg;
+    for (long i = 0; i < CH_VALUES; i++) {
+        struct ch_payload *p = &s->payloads[i];
+        p->sender = s->id;
+        p->seq = i;
+        int rc;
+        if (s->id % 2 == 0) {
+            while ((rc = eddy_channel_try_send(s->ch, (intptr_t)p)) == -EAGAIN)
+                sched_yield();
+        } else {
+            rc = eddy_channel_send_blocking(s->ch, (intptr_t)p, EDDY_DEADLINE_NEVER);
+        }
+        CHECK_EQ(rc, 0);
+    }
+    return NULL;
+}
+
+struct ch_hub {
+    struct eddy_channel *ch;
+    long next[CH_SENDERS];
+    long received;
+};
+
+static intptr_t ch_receiver(void *arg)
+{
+    struct ch_hub *h = arg;
+    for (;;) {
+        intptr_t v;
+        int rc = eddy_channel_recv(h->ch, &v);
+        if (rc == -EPIPE)
+            return 0;
+        CHECK_EQ(rc, 0);
+        struct ch_payload *p = (struct ch_payload *)v;
+        CHECK_EQ(p->seq, h->next[p->sender]);
+        h->next[p->sender]++;
+        if (++h->received == (long)CH_SENDERS * CH_VALUES)
+            eddy_channel_close(h->ch);
+    }
+}
+
+static intptr_t ch_main(void *arg)
+{
+    struct ch_hub *h = arg;
+    CHECK_EQ(eddy_channel_create(eddy_loop_current(), 16, &h->ch), 0);
+    struct ch_sender senders[CH_SENDERS];
+    pthread_t threads[CH_SENDERS];
+    for (int i = 0; i < CH_SENDERS; i++) {
+        senders[i] = (struct ch_sender){h->ch, i, calloc(CH_VALUES, sizeof(struct ch_payload))};
+        CHECK(senders[i].payloads != NULL);
+        threads[i] = start_thread(ch_send_all, &senders[i]);
+    }
+    struct eddy_task *r[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(eddy_task_spawn(ch_receiver, h, NULL, &r[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        intptr_t res = -1;
+        CHECK_EQ(eddy_task_join(r[i], &res), 0);
+        CHECK_EQ(res, 0);
+    }
+    for (int i = 0; i < CH_SENDERS; i++) {
+        join_thread(threads[i]);
+        free(senders[i].payloads);
+    }
+    CHECK_EQ(eddy_channel_destroy(h->ch), 0);
+    return 0;
+}
+
+static void channel_four_threads_send_to_two_tasks_in_order_per_thread(void)
+{
+    struct ch_hub h = {0};
+    intptr_t r = -1;
+    CHECK_EQ(eddy_run(ch_main, &h, NULL, &r), 0);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(h.received, (long)CH_SENDERS * CH_VALUES);
+    for (int i = 0; i < CH_SENDERS; i++)
+        CHECK_EQ(h.next[i], CH_VALUES);
+}
+
+/* A task of another loop sends through a small channel (polling when full);
+ * the receiving loop closes it from its side at the end. */
+struct ch_cross {
+    struct eddy_channel *ch;
+    long sent;
+};
+
+static intptr_t ch_cross_sender(void *arg)
+{
+    struct ch_cross *c = arg;
+    for (long i = 0; i < CH_VALUES; i++) {
+        CHECK_EQ(eddy_channel_send(c->ch, (intptr_t)i), 0);
+        c->sent++;
+    }
+    return 0;
+}
+
+static void *ch_cross_thread(void *arg)
+{
+    intptr_t r = -1;
+    CHECK_EQ(eddy_run(ch_cross_sender, arg, NULL, &r), 0);
+    CHECK_EQ(r, 0);
+    return NULL;
+}
+
+static intptr_t ch_cross_main(void *arg)
+{
+    struct ch_cross *c = arg;
+    CHECK_EQ(eddy_channel_create(eddy_loop_current(), 2, &c->ch), 0);
+    pthread_t t = start_thread(ch_cross_thread, c);
+    for (long i = 0; i < CH_VALUES; i++) {
+        intptr_t v;
+        CHECK_EQ(eddy_channel_recv(c->ch, &v), 0);
+        CHECK_EQ(v, i);
+    }
+    join_thread(t);
+    CHECK_EQ(c->sent, CH_VALUES);
+    CHECK_EQ(eddy_channel_close(c->ch), 0);
+    intptr_t v;
+    CHECK_EQ(eddy_channel_recv(c->ch, &v), -EPIPE);
+    CHECK_EQ(eddy_channel_destroy(c->ch), 0);
+    return 0;
+}
+
+static void channel_between_two_loops_on_two_threads(void)
+{
+    struct ch_cross c = {0};
+    intptr_t r = -1;
+    CHECK_EQ(eddy_run(ch_cross_main, &c, NULL, &r), 0);
+    CHECK_EQ(r, 0);
+}
+
 /* ---- runner ---------------------------------------------------------------- */
 
 struct test_case {
@@ -878,6 +1146,10 @@ static const struct test_case cases[] = {
     CASE(posts_racing_destroy_get_eshutdown_and_never_run),
     CASE(two_loops_on_two_threads_ping_pong_through_posts),
     CASE(loop_on_its_own_thread_serves_threads_that_only_post),
+    CASE(offload_from_two_loops_on_two_threads_returns_every_result),
+    CASE(offload_cancelled_callers_dispose_each_job_once_then_destroy),
+    CASE(channel_four_threads_send_to_two_tasks_in_order_per_thread),
+    CASE(channel_between_two_loops_on_two_threads),
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
