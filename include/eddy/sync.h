@@ -278,8 +278,8 @@ EDDY_API int eddy_queue_try_get(struct eddy_queue *q, void **item);
  * task_done calls than puts were made. Suspends: no. */
 EDDY_API int eddy_queue_task_done(struct eddy_queue *q);
 /* Waits until every item put has been marked done (returns at once when
- * none is pending). Returns: 0; -ECANCELED; -ETIMEDOUT; -EINVAL; -ENOMEM.
- * Suspends: yes. */
+ * none is pending). Returns: 0; -EPIPE when the queue is finalised meanwhile;
+ * -ECANCELED; -ETIMEDOUT; -EINVAL; -ENOMEM. Suspends: yes. */
 EDDY_API int eddy_queue_join(struct eddy_queue *q, int64_t deadline_ns);
 /* Closes q (see above). Idempotent. Suspends: no. */
 EDDY_API void eddy_queue_close(struct eddy_queue *q);
@@ -355,8 +355,9 @@ enum eddy_gather_mode {
  * calls: borrowed (copied); each arg retained until its call returns.
  * results: caller memory for n values, written until gather returns.
  * Returns: 0 (n == 0 returns 0 at once); in FAIL_FAST mode the first
- * failure; -ECANCELED; -ETIMEDOUT (see above); -ENOMEM; -EINVAL outside a
- * task or for an unknown mode. Suspends: yes.
+ * failure; -ECANCELED; -ETIMEDOUT (see above); -ENOMEM (a spawn failed: the
+ * tasks already spawned are cancelled and waited for); -EINVAL outside a
+ * task, for NULL calls or results, or an unknown mode. Suspends: yes.
  */
 EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *results,
                          enum eddy_gather_mode mode);
@@ -422,6 +423,9 @@ EDDY_API int eddy_wait_for(struct eddy_task *task, int64_t deadline_ns, intptr_t
  * As gather, join cannot wait after an enclosing timeout scope expired: it
  * then cancels the children, detaches them and returns -ETIMEDOUT.
  * Children's handles belong to the group (never join them directly).
+ * Differs from asyncio: join returns the first failure only (asyncio raises
+ * an ExceptionGroup of all of them; read the others from the children's own
+ * state if needed), and a group must be joined (it is freed by join).
  */
 struct eddy_group;
 
