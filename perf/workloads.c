@@ -94,7 +94,8 @@ static intptr_t main_task(void *arg)
         int64_t base = eddy_now_ns() + EDDY_NS_PER_SEC * 3600;
         for (int i = 0; i < LIVE; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            eddy_timer_start(&live[i], base + (int64_t)(x % (uint64_t)EDDY_NS_PER_SEC), nothing, NULL);
+            eddy_timer_start(&live[i], base + (int64_t)(x % (uint64_t)EDDY_NS_PER_SEC), nothing,
+                             NULL);
         }
         struct eddy_timer t = {0};
         for (long i = 0; i < n_ops; i++) {
