@@ -310,32 +310,33 @@ EDDY_API int eddy_channel_send(struct eddy_channel *ch, intptr_t value)
 
 /* ---- receiving -------------------------------------------------------------- */
 
-/* One attempt on the loop thread: 0, -EAGAIN (empty) or -EPIPE. */
-static int try_recv(struct eddy_channel *ch, intptr_t *value)
+/* Takes the oldest value under the lock; the ring is not empty. Returns
+ * whether a task of the loop waits to send (to be woken without the lock). */
+static bool pop_locked(struct eddy_channel *ch, intptr_t *value)
 {
-    pthread_mutex_lock(&ch->lock);
-    if (ch->len == 0) {
-        int rc = ch->closed ? -EPIPE : -EAGAIN;
-        pthread_mutex_unlock(&ch->lock);
-        return rc;
-    }
     *value = ch->buf[ch->head];
     ch->head = ch->head + 1 == ch->cap ? 0 : ch->head + 1;
     ch->len--;
     if (ch->thread_senders > 0)
         pthread_cond_signal(&ch->not_full);
-    bool wake_sender = ch->tx_parked > 0;
-    pthread_mutex_unlock(&ch->lock);
-    if (wake_sender)
-        eddy_waitq_wake_one(&ch->sendq, 0);
-    return 0;
+    return ch->tx_parked > 0;
 }
 
 EDDY_API int eddy_channel_try_recv(struct eddy_channel *ch, intptr_t *value)
 {
     if (!ch || !value || !on_loop_thread(ch))
         return -EINVAL;
-    return try_recv(ch, value);
+    pthread_mutex_lock(&ch->lock);
+    if (ch->len == 0) {
+        int rc = ch->closed ? -EPIPE : -EAGAIN;
+        pthread_mutex_unlock(&ch->lock);
+        return rc;
+    }
+    bool wake_sender = pop_locked(ch, value);
+    pthread_mutex_unlock(&ch->lock);
+    if (wake_sender)
+        eddy_waitq_wake_one(&ch->sendq, 0);
+    return 0;
 }
 
 EDDY_API int eddy_channel_recv(struct eddy_channel *ch, intptr_t *value)
@@ -344,18 +345,24 @@ EDDY_API int eddy_channel_recv(struct eddy_channel *ch, intptr_t *value)
     if (!self || !ch || !value || self->loop != ch->loop)
         return -EINVAL;
     for (;;) {
-        int rc = try_recv(ch, value);
-        if (rc != -EAGAIN)
-            return rc;
         pthread_mutex_lock(&ch->lock);
-        /* A value may have come between the two locks. */
-        bool ready = ch->len > 0 || ch->closed;
-        if (!ready)
-            ch->rx_parked++;
+        if (ch->len > 0) {
+            bool wake_sender = pop_locked(ch, value);
+            pthread_mutex_unlock(&ch->lock);
+            if (wake_sender)
+                eddy_waitq_wake_one(&ch->sendq, 0);
+            return 0;
+        }
+        if (ch->closed) {
+            pthread_mutex_unlock(&ch->lock);
+            return -EPIPE;
+        }
+        /* Counted before the lock is dropped: a sender on another thread
+         * that comes after sees the count and posts the wake node, which
+         * runs on this thread, so only after this task has parked. */
+        ch->rx_parked++;
         pthread_mutex_unlock(&ch->lock);
-        if (ready)
-            continue;
-        rc = eddy_waitq_wait(&ch->recvq, EDDY_DEADLINE_NEVER);
+        int rc = eddy_waitq_wait(&ch->recvq, EDDY_DEADLINE_NEVER);
         pthread_mutex_lock(&ch->lock);
         ch->rx_parked--;
         pthread_mutex_unlock(&ch->lock);

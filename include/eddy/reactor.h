@@ -78,7 +78,9 @@ EDDY_API int eddy_loop_create(const struct eddy_loop_opts *opts, struct eddy_loo
 /*
  * Cancels every remaining task, runs the loop until they have finished,
  * then frees the loop. Callbacks posted but not yet run are dropped; armed
- * callback timers are disarmed without firing. Must be called on the owner
+ * callback timers are disarmed without firing. Offload jobs of the loop
+ * not yet started are dropped and running ones are waited for (see the
+ * offload pool below). Must be called on the owner
  * thread and not from inside the loop (otherwise it reports the misuse on
  * stderr and does nothing). Suspends: no (it runs the loop).
  */
