@@ -26,17 +26,7 @@
 #include <eddy/reactor.h>
 
 #include "bench/micro/gbench.h"
-
-static void run_in_loop(struct eddy_bench *b, eddy_task_fn *fn)
-{
-    eddy_bench_pause(b);
-    intptr_t result = 0;
-    int rc = eddy_run(fn, b, NULL, &result);
-    if (rc < 0)
-        eddy_bench_fail(b, eddy_strerror(rc));
-    else if (result < 0 && !eddy_bench_failed(b))
-        eddy_bench_fail(b, eddy_strerror((int)result));
-}
+#include "bench/micro/in_loop.h"
 
 /* ---- offload round trip ------------------------------------------------------ */
 

@@ -3,7 +3,7 @@
  * API of include/eddy/sync.h only.
  *
  * Each benchmark runs inside eddy_run() with the clock paused around loop
- * creation and destruction (run_in_loop, as in bm_reactor.c).
+ * creation and destruction (run_in_loop, bench/micro/in_loop.h).
  *
  * Cases (impl eddy):
  *   BM_lock_uncontended     eddy_lock_acquire + eddy_lock_release, no waiter
@@ -22,17 +22,7 @@
 #include <eddy/sync.h>
 
 #include "bench/micro/gbench.h"
-
-static void run_in_loop(struct eddy_bench *b, eddy_task_fn *fn)
-{
-    eddy_bench_pause(b);
-    intptr_t result = 0;
-    int rc = eddy_run(fn, b, NULL, &result);
-    if (rc < 0)
-        eddy_bench_fail(b, eddy_strerror(rc));
-    else if (result < 0 && !eddy_bench_failed(b))
-        eddy_bench_fail(b, eddy_strerror((int)result));
-}
+#include "bench/micro/in_loop.h"
 
 /* ---- lock ------------------------------------------------------------------ */
 
