@@ -29,11 +29,12 @@
  * returns after it are all predicted. Resuming with pop+jmp instead is
  * predicted by the indirect-branch predictor wherever the sites are, but
  * leaves one stale entry on the return stack, so every return after the
- * switch mispredicts. Measured here, ns: a ping-pong between two different
- * call sites, 2.8 with jmp vs 19.9 with ret; a task yield ping-pong in the
- * reactor, 62 with jmp vs 26 with ret. to->sp is loaded first, so that its
- * load overlaps the pushes instead of delaying every pop behind it (5.0 vs
- * 2.6 ns with jmp).
+ * switch mispredicts. Measured here (perf/switch_resume, medians in
+ * results/switch_resume.txt), ns: a ping-pong between two different call
+ * sites, 4.0 with jmp vs 12.2 with ret; two coroutines switching from one
+ * site, 4.8 vs 3.9; a task yield ping-pong in the reactor, 32 vs 18.
+ * to->sp is loaded first, so that its load overlaps the pushes instead of
+ * delaying every pop behind it (measured during development: 5.0 vs 2.6 ns).
  *
  * Frame at ctx->sp (EDDY__FRAME_*, coro/internal.h, checked in coro.c):
  *    0 r12    8 r13   16 r14   24 r15   32 rbx   40 rbp   48 return address
