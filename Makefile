@@ -112,7 +112,7 @@ TEST_ARGS ?=
         bench-build bench bench-smoke examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
-all: deps lib examples bench-build
+all: deps-bench lib examples bench-build
 	@echo "built: $(LIB_A) $(LIB_SO) $(BENCH_BIN)"
 
 lib: $(LIB_A) $(LIB_SO)
