@@ -28,6 +28,8 @@
 
 #include <eddy/eddy.h>
 
+#include "tests/support/in_epoll.h"
+
 #include "tests/support/test.h"
 
 /* How late a timer, a sleep or a timeout may fire, beyond its deadline, on a
@@ -94,27 +96,10 @@ static inline pid_t rt_gettid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
-/* True when thread tid (of this process) is blocked in an epoll wait now. */
+/* True when thread tid of this process is blocked in an epoll wait now. */
 static inline bool rt_in_epoll(pid_t tid)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    long nr = -1;
-    int n = fscanf(f, "%ld", &nr);
-    fclose(f);
-    if (n != 1)
-        return false;
-    bool in = nr == SYS_epoll_pwait;
-#ifdef SYS_epoll_pwait2
-    in = in || nr == SYS_epoll_pwait2;
-#endif
-#ifdef SYS_epoll_wait
-    in = in || nr == SYS_epoll_wait;
-#endif
-    return in;
+    return eddy_test_in_epoll(tid);
 }
 
 /* Waits (up to 10 s) until thread tid is blocked in epoll. Returns false when

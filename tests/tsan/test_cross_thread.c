@@ -81,6 +81,8 @@
 #include "reactor/internal.h"
 #include <eddy/eddy.h>
 
+#include "tests/support/in_epoll.h"
+
 /* Seconds a case may run before its child is killed and the case fails. The
  * slowest case takes about a second under TSan on a loaded machine. */
 #define CASE_TIMEOUT_S 60
@@ -166,27 +168,10 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* True when thread tid of this process is in an epoll wait right now. */
-static bool in_epoll(pid_t tid)
+/* True when thread tid of this process is blocked in an epoll wait now. */
+static inline bool in_epoll(pid_t tid)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    long nr = -1;
-    int n = fscanf(f, "%ld", &nr);
-    fclose(f);
-    if (n != 1)
-        return false;
-    bool in = nr == SYS_epoll_pwait;
-#ifdef SYS_epoll_pwait2
-    in = in || nr == SYS_epoll_pwait2;
-#endif
-#ifdef SYS_epoll_wait
-    in = in || nr == SYS_epoll_wait;
-#endif
-    return in;
+    return eddy_test_in_epoll(tid);
 }
 
 /* Waits until thread tid blocks in epoll (seen twice, 1 ms apart, so not a
