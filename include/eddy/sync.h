@@ -449,6 +449,40 @@ EDDY_API void eddy_group_cancel(struct eddy_group *g);
  */
 EDDY_API int eddy_group_join(struct eddy_group *g);
 
+/* ---- retry with backoff and jitter (the guides' async_retry) -----------------
+ * Calls fn until it succeeds (returns >= 0), it fails with an error the
+ * policy does not retry, or max_attempts calls have failed, sleeping between
+ * attempts: delay = min(base * multiplier^(attempt-1), max), of which the
+ * fraction `jitter` is drawn at random ([delay*(1-jitter), delay]), so that
+ * many clients retrying together do not retry in step.
+ */
+typedef intptr_t eddy_retry_fn(void *arg, unsigned attempt); /* attempt: 1, 2, ... */
+typedef bool eddy_retry_if_fn(int error, void *arg);
+
+struct eddy_retry_opts {
+    unsigned max_attempts;      /* 0: 3 */
+    int64_t base_delay_ns;      /* 0: 100 ms */
+    int64_t max_delay_ns;       /* 0: 10 s */
+    double multiplier;          /* 0: 2.0 (values below 1 are taken as 1) */
+    double jitter;              /* 0..1; values outside are clamped */
+    eddy_retry_if_fn *retry_if; /* NULL: every error but -ECANCELED and -ETIMEDOUT */
+    void *retry_if_arg;
+};
+
+/*
+ * Runs the retry loop in the current task. fn's result goes to *result (may
+ * be NULL) on success. opts: borrowed, may be NULL (the defaults above);
+ * arg: borrowed. Returns: 0 on success; the last error of fn when attempts
+ * ran out or the policy declined to retry; -ECANCELED / -ETIMEDOUT when the
+ * task was cancelled or a timeout scope expired during a backoff sleep;
+ * -EINVAL outside a task or without fn. Suspends: yes (between attempts).
+ */
+EDDY_API int eddy_retry(eddy_retry_fn *fn, void *arg, const struct eddy_retry_opts *opts,
+                        intptr_t *result);
+/* The delay before attempt `attempt + 1` after `attempt` failures, before
+ * jitter (exposed for tests and logs). Suspends: no. */
+EDDY_API int64_t eddy_retry_delay_ns(const struct eddy_retry_opts *opts, unsigned attempt);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,3 +88,12 @@ EDDY_TEST(examples, producer_consumer_ends_at_the_end_marker)
                                        "end marker: done\n"
                                        "sum of items: 15\n");
 }
+
+EDDY_TEST(examples, retry_backs_off_until_the_flaky_operation_succeeds)
+{
+    check_example("retry", "attempt 1: connection reset\n"
+                           "attempt 2: connection reset\n"
+                           "attempt 3: connection reset\n"
+                           "attempt 4: ok\n"
+                           "fetched with status 200\n");
+}
