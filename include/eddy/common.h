@@ -48,7 +48,48 @@ extern "C" {
     X(ECONNREFUSED, "connection refused")                                                          \
     X(ETIMEDOUT, "deadline passed")                                                                \
     X(EALREADY, "already done (for example: cancelling a finished task)")                          \
-    X(ECANCELED, "the task was cancelled")
+    X(ECANCELED, "the task was cancelled")                                                         \
+    X(ESRCH, "no such process")                                                                    \
+    X(E2BIG, "argument list too long")                                                             \
+    X(ENOEXEC, "not an executable format")                                                         \
+    X(ECHILD, "no such child process (already reaped)")                                            \
+    X(ENXIO, "no such address (DNS: the name does not resolve)")                                   \
+    X(EFAULT, "bad address")                                                                       \
+    X(EXDEV, "cross-device link")                                                                  \
+    X(ENOTDIR, "not a directory")                                                                  \
+    X(EISDIR, "is a directory")                                                                    \
+    X(ENFILE, "too many open files in the system")                                                 \
+    X(ENOTTY, "inappropriate ioctl for device")                                                    \
+    X(ETXTBSY, "text file busy")                                                                   \
+    X(EFBIG, "file too large")                                                                     \
+    X(ESPIPE, "illegal seek (a pipe or socket)")                                                   \
+    X(EROFS, "read-only file system")                                                              \
+    X(EMLINK, "too many links")                                                                    \
+    X(ERANGE, "result out of range")                                                               \
+    X(ENAMETOOLONG, "file name too long")                                                          \
+    X(ENOTEMPTY, "directory not empty")                                                            \
+    X(ELOOP, "too many levels of symbolic links")                                                  \
+    X(ENODATA, "the stream ended before the expected bytes or delimiter")                          \
+    X(ENOTSOCK, "not a socket")                                                                    \
+    X(EDESTADDRREQ, "destination address required")                                                \
+    X(EMSGSIZE, "message too long (a line above its maximum length)")                              \
+    X(EPROTOTYPE, "wrong protocol type for socket")                                                \
+    X(ENOPROTOOPT, "protocol option not available")                                                \
+    X(EPROTONOSUPPORT, "protocol not supported")                                                   \
+    X(EOPNOTSUPP, "operation not supported")                                                       \
+    X(EAFNOSUPPORT, "address family not supported")                                                \
+    X(EADDRINUSE, "address already in use")                                                        \
+    X(EADDRNOTAVAIL, "address not available")                                                      \
+    X(ENETDOWN, "network is down")                                                                 \
+    X(ENETUNREACH, "network unreachable")                                                          \
+    X(ECONNABORTED, "connection aborted")                                                          \
+    X(ENOBUFS, "no buffer space available")                                                        \
+    X(EISCONN, "already connected")                                                                \
+    X(ENOTCONN, "not connected")                                                                   \
+    X(EHOSTDOWN, "host is down")                                                                   \
+    X(EHOSTUNREACH, "no route to host")                                                            \
+    X(EINPROGRESS, "operation in progress")                                                        \
+    X(EDQUOT, "disk quota exceeded")
 
 /*
  * Names a code returned by eddy. Accepts the negative form (-ETIMEDOUT) and

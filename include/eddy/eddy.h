@@ -7,5 +7,6 @@
 #include <eddy/coro.h>
 #include <eddy/reactor.h>
 #include <eddy/sync.h>
+#include <eddy/io.h>
 
 #endif

@@ -1,0 +1,365 @@
+/*
+ * eddy/io.h: the outside world: fd reads and writes, socket addresses,
+ * TCP/Unix/UDP sockets, name resolution, buffered streams, files, pipes and
+ * subprocesses. Every call looks blocking and parks only the calling task.
+ *
+ * The asyncio picture, in C:
+ *   asyncio.open_connection(h, p)    eddy_dns_resolve + eddy_sock_connect
+ *                                    + eddy_stream_open
+ *   asyncio.start_server(cb, h, p)   eddy_sock_listen + eddy_sock_accept loop
+ *   reader.read(n)                   eddy_stream_read_some
+ *   reader.readexactly(n)            eddy_stream_read_exactly
+ *   reader.readuntil(sep)            eddy_stream_read_until
+ *   reader.readline()                eddy_stream_read_line
+ *   writer.write(b); drain()         eddy_stream_write (drains by itself)
+ *   loop.sendfile(transport, f)      eddy_stream_sendfile
+ *   aiofiles.open(...)               eddy_file_open / eddy_file_read_all ...
+ *   asyncio.create_subprocess_exec   eddy_process_spawn
+ *
+ * Errors are negative errno values as everywhere in eddy; kernel codes pass
+ * through unchanged (-ECONNREFUSED, -ECONNRESET, -EPIPE, -ENOENT, -EACCES,
+ * -EMFILE...). Deadlines come from timeout scopes (eddy_timeout_enter),
+ * which cover every call here; a few calls also take a timeout argument for
+ * convenience. Every blocking call returns -ECANCELED once its task is
+ * cancelled.
+ *
+ * Descriptors: every fd eddy creates is non-blocking and close-on-exec. An
+ * fd on which a task waited must be closed with eddy_fd_close (reactor.h),
+ * which wakes the tasks still parked on it with -EBADF first; the close
+ * functions here do that.
+ *
+ * Thread rules: one loop per thread. fds, streams and processes belong to
+ * the loop whose tasks use them.
+ */
+#ifndef EDDY_IO_H
+#define EDDY_IO_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <eddy/reactor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- fd reads and writes ---------------------------------------------------
+ * For any non-blocking fd epoll can watch (sockets, pipes, ttys, eventfds):
+ * try the syscall, and park on EAGAIN until the fd is ready. EINTR is
+ * retried inside.
+ */
+
+/* Reads up to len bytes. Returns: the count (>= 1; 0 at end of file, or
+ * when len is 0); -errno of read (-ECONNRESET...); -EBADF when the fd was
+ * closed while waiting; -ECANCELED; -ETIMEDOUT. buf: borrowed. Suspends:
+ * yes. */
+EDDY_API ssize_t eddy_fd_read(int fd, void *buf, size_t len);
+
+/* Writes up to len bytes, at least one unless len is 0. Returns: the count
+ * written; -errno of write (-EPIPE once the reader is gone; SIGPIPE is never
+ * raised for sockets, see eddy_fd_write_all); -EBADF; -ECANCELED;
+ * -ETIMEDOUT. buf: borrowed. Suspends: yes. */
+EDDY_API ssize_t eddy_fd_write(int fd, const void *buf, size_t len);
+
+/*
+ * Writes all len bytes, waiting as often as the fd needs. Sockets are
+ * written with send(MSG_NOSIGNAL); other fds with write, so a pipe without
+ * reader raises SIGPIPE unless the process ignores it (eddy_process_spawn
+ * users usually do). Returns: len; or an error as eddy_fd_write, after which
+ * an unknown prefix of buf was written. buf: borrowed. Suspends: yes.
+ */
+EDDY_API ssize_t eddy_fd_write_all(int fd, const void *buf, size_t len);
+
+/* As eddy_fd_write_all for an array of buffers, with writev; iov is not
+ * modified. Returns: the total length; an error as eddy_fd_write (-EINVAL
+ * when iovcnt is negative or above IOV_MAX, or the total overflows).
+ * iov: borrowed. Suspends: yes. */
+EDDY_API ssize_t eddy_fd_writev_all(int fd, const struct iovec *iov, int iovcnt);
+
+/* ---- socket addresses ------------------------------------------------------ */
+
+/* An IPv4, IPv6 or Unix socket address with its length. */
+struct eddy_addr {
+    socklen_t len;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage storage;
+    } u;
+};
+
+/* Longest text eddy_addr_format writes, with its NUL. */
+#define EDDY_ADDR_TEXT_MAX 128
+
+/*
+ * Parses a numeric address: "127.0.0.1:8080", "[::1]:8080",
+ * "[fe80::1%eth0]:80", "unix:/run/app.sock" (or any text starting with '/'),
+ * and "unix:@name" for the Linux abstract namespace. Host names are not
+ * resolved here (see eddy_dns_resolve). Ports are 0 to 65535; port 0 asks
+ * the kernel for a free one when listening.
+ * Returns: 0; -EINVAL for text that is not such an address (missing or bad
+ * port, bad IP literal, brackets missing around IPv6); -ENAMETOOLONG for a
+ * Unix path longer than sun_path. text: borrowed. Suspends: no.
+ */
+EDDY_API int eddy_addr_parse(const char *text, struct eddy_addr *out);
+
+/* Fills *out with an IPv4 or IPv6 address from a literal and a port.
+ * Returns: 0; -EINVAL. Suspends: no. */
+EDDY_API int eddy_addr_from_ip(const char *ip, uint16_t port, struct eddy_addr *out);
+
+/* Writes addr as eddy_addr_parse reads it ("127.0.0.1:80", "[::1]:80",
+ * "unix:/path") into buf. Returns: the length written (without the NUL);
+ * -ENOSPC when buf is too small (EDDY_ADDR_TEXT_MAX always suffices);
+ * -EAFNOSUPPORT for another family. Suspends: no. */
+EDDY_API int eddy_addr_format(const struct eddy_addr *addr, char *buf, size_t len);
+
+/* The port of an IPv4/IPv6 address (0 for other families). */
+EDDY_API uint16_t eddy_addr_port(const struct eddy_addr *addr);
+
+/* ---- stream sockets: TCP over IPv4/IPv6, Unix --------------------------- */
+
+struct eddy_listen_opts {
+    int backlog;     /* 0: SOMAXCONN */
+    bool reuseport;  /* SO_REUSEPORT: one listener per loop on the same port */
+    bool v6only;     /* IPV6_V6ONLY on an IPv6 listener (default: dual stack) */
+    bool keep_unix;  /* do not unlink an existing Unix socket file first */
+};
+
+/*
+ * Creates a listening stream socket bound to addr (SO_REUSEADDR for TCP;
+ * for a Unix path, a stale socket file is removed first unless keep_unix).
+ * opts may be NULL. Returns: the fd (non-blocking, close-on-exec);
+ * -EADDRINUSE; -EACCES; -EAFNOSUPPORT; -EINVAL; -EMFILE... addr, opts:
+ * borrowed. Suspends: no.
+ */
+EDDY_API int eddy_sock_listen(const struct eddy_addr *addr, const struct eddy_listen_opts *opts);
+
+/*
+ * Accepts one connection, parking until one arrives. Each call tries
+ * accept4 first, so a task that calls it in a loop drains the backlog of
+ * one wakeup before it parks again. When the process is out of fds
+ * (EMFILE/ENFILE), the connection stays in the backlog and the call backs
+ * off (10 ms, doubling to 200 ms) and tries again, so the listener resumes
+ * by itself once fds are freed; a timeout scope or cancellation ends the
+ * wait. Connections the peer aborted before accept are skipped.
+ * peer (may be NULL) receives the peer's address.
+ * Returns: the new fd (non-blocking, close-on-exec); -EBADF when the
+ * listener was closed; -EINVAL (not listening); -ECANCELED; -ETIMEDOUT;
+ * -ENOMEM/-ENOBUFS. Suspends: yes.
+ */
+EDDY_API int eddy_sock_accept(int listen_fd, struct eddy_addr *peer);
+
+/*
+ * Connects a new stream socket to addr, parking until the connection is
+ * established, refused or timeout_ns (< 0: no limit beyond the enclosing
+ * timeout scope) has passed. TCP sockets get TCP_NODELAY.
+ * Returns: the fd (non-blocking, close-on-exec); -ECONNREFUSED; -ETIMEDOUT;
+ * -ENETUNREACH/-EHOSTUNREACH; -ENOENT (Unix path); -ECANCELED; -EMFILE...
+ * No fd is left open on failure. addr: borrowed. Suspends: yes.
+ */
+EDDY_API int eddy_sock_connect(const struct eddy_addr *addr, int64_t timeout_ns);
+
+/* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR. Returns: 0; -ENOTCONN;
+ * -EBADF; -EINVAL. Suspends: no. */
+EDDY_API int eddy_sock_shutdown(int fd, int how);
+
+/* The local / peer address of a socket. Returns: 0; -errno of
+ * getsockname/getpeername (-ENOTCONN). Suspends: no. */
+EDDY_API int eddy_sock_local_addr(int fd, struct eddy_addr *out);
+EDDY_API int eddy_sock_peer_addr(int fd, struct eddy_addr *out);
+
+/* Socket options that services reach for. Each returns 0 or -errno of
+ * setsockopt. Suspends: no. */
+EDDY_API int eddy_sock_set_nodelay(int fd, bool on);
+EDDY_API int eddy_sock_set_keepalive(int fd, bool on);
+EDDY_API int eddy_sock_set_buffer_sizes(int fd, int rcvbuf_bytes, int sndbuf_bytes);
+
+/* A connected pair of Unix stream sockets (socketpair), non-blocking and
+ * close-on-exec. Returns: 0; -EMFILE... Suspends: no. */
+EDDY_API int eddy_sock_pair(int fds[2]);
+
+/* ---- datagram sockets: UDP ---------------------------------------------- */
+
+/* Opens a UDP socket of addr's family bound to addr (port 0: any free
+ * port). Returns: the fd; -EADDRINUSE; -EAFNOSUPPORT... Suspends: no. */
+EDDY_API int eddy_udp_open(const struct eddy_addr *addr);
+
+/* Sends one datagram to `to` (NULL on a connected socket). Returns: len;
+ * -EMSGSIZE; -ECONNREFUSED (an ICMP error from an earlier send); -ECANCELED;
+ * -ETIMEDOUT. Suspends: yes (while the socket buffer is full). */
+EDDY_API ssize_t eddy_udp_send(int fd, const void *buf, size_t len, const struct eddy_addr *to);
+
+/* Receives one datagram into buf; a longer one is truncated to len (the
+ * rest is dropped by the kernel, as recvfrom does) and reported with
+ * -EMSGSIZE. from (may be NULL) receives the sender. Returns: the datagram's
+ * length; -EMSGSIZE; -ECONNREFUSED; -ECANCELED; -ETIMEDOUT. Suspends: yes. */
+EDDY_API ssize_t eddy_udp_recv(int fd, void *buf, size_t len, struct eddy_addr *from);
+
+/* ---- name resolution -------------------------------------------------------
+ * getaddrinfo run on the offload pool, so a slow resolver parks only the
+ * calling task. Results come in the resolver's order (RFC 6724).
+ */
+
+/* The resolver's failures, as eddy codes: EAI_NONAME, EAI_NODATA and
+ * EAI_ADDRFAMILY give -ENXIO (the name does not exist); EAI_AGAIN -EAGAIN
+ * (temporary failure, try later); EAI_FAIL -EIO; EAI_MEMORY -ENOMEM;
+ * EAI_FAMILY -EAFNOSUPPORT; EAI_SERVICE -EINVAL. */
+
+/*
+ * Resolves host (a name or an IP literal; IPv6 literals may be bracketed)
+ * for TCP, with port filled in, into out[0..max). family is AF_UNSPEC,
+ * AF_INET or AF_INET6. timeout_ns (< 0: none beyond the timeout scope)
+ * bounds the wait; a lookup that outlives it finishes on its worker and is
+ * discarded. Returns: the number of addresses (>= 1); the codes above;
+ * -ETIMEDOUT; -ECANCELED; -EINVAL (NULL, empty or over-long host, max 0).
+ * host: borrowed. Suspends: yes.
+ */
+EDDY_API int eddy_dns_resolve(const char *host, uint16_t port, int family, int64_t timeout_ns,
+                              struct eddy_addr *out, size_t max);
+
+/*
+ * Resolves host and connects to its addresses in order until one accepts
+ * (the first error is kept and returned when all fail). timeout_ns bounds
+ * the whole call. Returns: the connected fd; the codes of eddy_dns_resolve
+ * and eddy_sock_connect. Suspends: yes.
+ */
+EDDY_API int eddy_tcp_connect_host(const char *host, uint16_t port, int64_t timeout_ns);
+
+/* ---- buffered streams --------------------------------------------------------
+ * A stream wraps a connected fd (a socket or a pipe end) with a read buffer
+ * and a write buffer: asyncio's StreamReader and StreamWriter in one object.
+ *
+ * Reading: read_some returns what is buffered or one read's worth;
+ * read_exactly, read_until and read_line wait until their condition holds.
+ * When the peer ends the stream first they return -ENODATA and consume
+ * nothing: the bytes that did arrive stay buffered for read_some, so no
+ * data is lost. A delimiter search gives up with -EMSGSIZE once max bytes
+ * are buffered without the delimiter (asyncio's LimitOverrunError), again
+ * consuming nothing. The parser-facing calls (fill, peek, consume) let a
+ * protocol parse in place, without copying.
+ *
+ * Writing: eddy_stream_write copies small writes into the write buffer and
+ * sends when it passes the high-water mark; larger writes go out directly
+ * with one writev of the buffered bytes and the new ones. So a write
+ * returns once its bytes are either in the kernel or in a buffer below the
+ * high-water mark: a peer that does not read blocks the writer there
+ * (backpressure), until a timeout scope ends the wait. Nothing is sent
+ * implicitly later: call eddy_stream_flush (or close, which flushes) to push
+ * the buffered tail out. A successful write is never dropped silently: a
+ * later flush or close reports the error that kept it from the peer.
+ *
+ * Thread rules: a stream belongs to its loop. One task reads and one task
+ * writes at a time (reading and writing from two tasks is fine).
+ */
+struct eddy_stream;
+
+struct eddy_stream_opts {
+    size_t read_buffer_bytes;  /* initial read buffer; 0: 16 KiB */
+    size_t write_buffer_bytes; /* write high-water mark; 0: 64 KiB */
+    bool own_fd;               /* the stream closes fd at eddy_stream_close */
+};
+
+/* opts NULL means these defaults (the stream owns its fd). */
+#define EDDY_STREAM_OPTS_DEFAULT                                                                   \
+    ((struct eddy_stream_opts){.read_buffer_bytes = 0, .write_buffer_bytes = 0, .own_fd = true})
+
+/*
+ * Wraps fd (made non-blocking here when it is not yet) in a stream.
+ * Returns: 0; -EINVAL (negative fd, NULL out); -ENOMEM; -errno of fcntl.
+ * fd: transferred when opts->own_fd (or opts is NULL), else borrowed until
+ * close. Suspends: no.
+ */
+EDDY_API int eddy_stream_open(int fd, const struct eddy_stream_opts *opts,
+                              struct eddy_stream **out);
+
+/*
+ * Flushes what is buffered (bounded by the task's timeout scope), closes
+ * the fd when the stream owns it, and frees the stream, even when the flush
+ * fails. Returns: 0; the flush's error (the peer may have missed the tail);
+ * -EINVAL for NULL. Suspends: yes (the flush).
+ */
+EDDY_API int eddy_stream_close(struct eddy_stream *s);
+
+/* As eddy_stream_close without flushing (buffered output is discarded):
+ * for connections being aborted. Suspends: no. */
+EDDY_API void eddy_stream_abort(struct eddy_stream *s);
+
+/* The stream's fd. */
+EDDY_API int eddy_stream_fd(const struct eddy_stream *s);
+
+/* Reads up to len bytes: buffered ones first, else one read(2).
+ * Returns: 1..len; 0 at end of stream; -errno (-ECONNRESET); -ECANCELED;
+ * -ETIMEDOUT; -EINVAL. buf: borrowed. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_read_some(struct eddy_stream *s, void *buf, size_t len);
+
+/* Reads exactly len bytes. Returns: len; -ENODATA when the stream ended
+ * first (the partial bytes stay buffered, nothing consumed); -ENOMEM when
+ * they cannot be kept; other errors as read_some, after which an unknown
+ * part was consumed. buf: borrowed. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size_t len);
+
+/*
+ * Reads up to and including the first occurrence of delim (delim_len >= 1)
+ * into buf, and NUL-terminates it. Looks at no more than cap - 1 bytes.
+ * Returns: the length with the delimiter (without the NUL); -EMSGSIZE when
+ * cap - 1 bytes arrived without the delimiter; -ENODATA when the stream
+ * ended first (both consume nothing); other errors as read_some; -EINVAL
+ * (cap < delim_len + 1). buf, delim: borrowed. Suspends: yes.
+ */
+EDDY_API ssize_t eddy_stream_read_until(struct eddy_stream *s, const void *delim, size_t delim_len,
+                                        char *buf, size_t cap);
+
+/* read_until "\n": a line with its newline, NUL-terminated, of at most
+ * cap - 1 bytes. A last line without a newline is returned at end of
+ * stream; -ENODATA only when nothing is left. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_read_line(struct eddy_stream *s, char *buf, size_t cap);
+
+/* Parser-facing reads. fill reads once more into the buffer (growing it up
+ * to max_bytes of buffered data). Returns: bytes added (>= 1); 0 at end of
+ * stream; -EMSGSIZE when max_bytes are already buffered; errors as
+ * read_some. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_fill(struct eddy_stream *s, size_t max_bytes);
+/* The buffered bytes: *data points into the stream's buffer and stays valid
+ * until the next fill, read or consume. Returns: their count. Suspends: no. */
+EDDY_API size_t eddy_stream_peek(const struct eddy_stream *s, const char **data);
+/* Drops n buffered bytes (n <= the count peek returned). Suspends: no. */
+EDDY_API void eddy_stream_consume(struct eddy_stream *s, size_t n);
+/* True once a read has seen end of stream. */
+EDDY_API bool eddy_stream_is_eof(const struct eddy_stream *s);
+
+/* Writes len bytes (see "Writing" above). Returns: len; -EPIPE,
+ * -ECONNRESET (peer gone); -ECANCELED; -ETIMEDOUT (a part may have been
+ * sent); -EINVAL. After an error the stream accepts no more writes and
+ * returns that error again. buf: borrowed. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_write(struct eddy_stream *s, const void *buf, size_t len);
+/* As eddy_stream_write for several buffers (one writev when they go out
+ * directly). Returns: their total length or an error. Suspends: yes. */
+EDDY_API ssize_t eddy_stream_writev(struct eddy_stream *s, const struct iovec *iov, int iovcnt);
+/* Sends everything buffered. Returns: 0; a write error. Suspends: yes. */
+EDDY_API int eddy_stream_flush(struct eddy_stream *s);
+/* Bytes waiting in the write buffer. */
+EDDY_API size_t eddy_stream_write_buffered(const struct eddy_stream *s);
+
+/*
+ * Flushes, then sends len bytes of the regular file file_fd from offset
+ * with sendfile(2) (a socket stream), or by reading and writing (a pipe
+ * stream). file_fd's own offset is not used or moved.
+ * Returns: len; -ENODATA when the file ends before offset + len (what was
+ * sent stays sent); write errors as eddy_stream_write; -errno of sendfile.
+ * Suspends: yes.
+ */
+EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t offset, size_t len);
+
+/* ---- files ------------------------------------------------------------------ */
+
+/* ---- pipes and subprocesses ------------------------------------------------ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
