@@ -1,0 +1,153 @@
+/*
+ * io/fdio.c: reads and writes on non-blocking fds that park the calling
+ * task on EAGAIN, and the small syscall wrappers the io layer shares.
+ *
+ * Every call tries the syscall first and waits only when the kernel says
+ * EAGAIN (edge-triggered epoll: the fd stays registered, a wakeup is
+ * followed by another attempt). EINTR is retried here and nowhere else.
+ * Cost: one syscall when data or buffer space is there; otherwise two
+ * context switches and an epoll_wait on top.
+ */
+#include "io/internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int eddy__fd_set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    if (flags & O_NONBLOCK)
+        return 0;
+    if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+bool eddy__fd_is_socket(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+EDDY_API ssize_t eddy_fd_read(int fd, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, len);
+        if (n >= 0)
+            return n;
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err != EAGAIN)
+            return -err;
+        int rc = eddy_fd_wait(fd, EDDY_FD_READ);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int iovcnt)
+{
+    for (;;) {
+        ssize_t n;
+        if (is_socket) {
+            struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+            n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        } else {
+            n = writev(fd, iov, iovcnt);
+        }
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+EDDY_API ssize_t eddy_fd_write(int fd, const void *buf, size_t len)
+{
+    bool is_socket = eddy__fd_is_socket(fd);
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    for (;;) {
+        ssize_t n = eddy__fd_try_writev(fd, is_socket, &iov, 1);
+        if (n != -EAGAIN)
+            return n;
+        int rc = eddy_fd_wait(fd, EDDY_FD_WRITE);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Advances iov[*first..cnt) past n written bytes. */
+static void iov_advance(struct iovec *iov, int *first, int cnt, size_t n)
+{
+    while (*first < cnt && n >= iov[*first].iov_len) {
+        n -= iov[*first].iov_len;
+        (*first)++;
+    }
+    if (*first < cnt) {
+        iov[*first].iov_base = (char *)iov[*first].iov_base + n;
+        iov[*first].iov_len -= n;
+    }
+}
+
+ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+        return -EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SSIZE_MAX - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
+    /* A scratch copy, because partial writes advance the entries. */
+    struct iovec small[16];
+    struct iovec *v = small;
+    if (iovcnt > (int)(sizeof(small) / sizeof(small[0]))) {
+        v = eddy__malloc((size_t)iovcnt * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+    }
+    memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+    int first = 0;
+    iov_advance(v, &first, iovcnt, 0); /* skip leading empty entries */
+    size_t left = total;
+    ssize_t rc = (ssize_t)total;
+    while (left > 0) {
+        ssize_t n = eddy__fd_try_writev(fd, is_socket, v + first, iovcnt - first);
+        if (n == -EAGAIN) {
+            int w = eddy_fd_wait(fd, EDDY_FD_WRITE);
+            if (w < 0) {
+                rc = w;
+                break;
+            }
+            continue;
+        }
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        left -= (size_t)n;
+        iov_advance(v, &first, iovcnt, (size_t)n);
+    }
+    if (v != small)
+        eddy__free(v);
+    return rc;
+}
+
+EDDY_API ssize_t eddy_fd_writev_all(int fd, const struct iovec *iov, int iovcnt)
+{
+    return eddy__fd_writev_all(fd, eddy__fd_is_socket(fd), iov, iovcnt);
+}
+
+EDDY_API ssize_t eddy_fd_write_all(int fd, const void *buf, size_t len)
+{
+    if (len > SSIZE_MAX)
+        return -EINVAL;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return eddy__fd_writev_all(fd, eddy__fd_is_socket(fd), &iov, 1);
+}

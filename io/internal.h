@@ -1,0 +1,26 @@
+/*
+ * io/internal.h: what the io layer's files share: the syscall wrappers
+ * that convert to negative errno at once and retry EINTR, and the check
+ * that an fd is a socket (send with MSG_NOSIGNAL) or not (write).
+ */
+#ifndef EDDY_IO_INTERNAL_H
+#define EDDY_IO_INTERNAL_H
+
+#include "alloc/internal.h"
+#include <eddy/io.h>
+
+/* Makes fd non-blocking (a no-op when it already is). Returns 0 or -errno. */
+int eddy__fd_set_nonblocking(int fd);
+
+/* True when fd is a socket (fstat), so writes can use MSG_NOSIGNAL. */
+bool eddy__fd_is_socket(int fd);
+
+/* One write attempt without waiting: send(MSG_NOSIGNAL) on a socket,
+ * writev otherwise. Returns the count, or -errno (-EAGAIN included). */
+ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
+
+/* As eddy_fd_writev_all with the socket test done by the caller; iov is
+ * copied into a scratch array of its own. */
+ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
+
+#endif
