@@ -112,7 +112,8 @@ ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int
         if (!v)
             return -ENOMEM;
     }
-    memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+    if (iovcnt > 0)
+        memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
     int first = 0;
     iov_advance(v, &first, iovcnt, 0); /* skip leading empty entries */
     size_t left = total;
