@@ -72,23 +72,23 @@ struct invalid_case {
 
 static const struct invalid_case invalid[] = {
     {"", -EINVAL},
-    {"127.0.0.1", -EINVAL},         /* no port */
-    {"127.0.0.1:", -EINVAL},        /* empty port */
-    {"127.0.0.1:65536", -EINVAL},   /* port out of range */
-    {"127.0.0.1:123456", -EINVAL},  /* too many digits */
-    {"127.0.0.1:-1", -EINVAL},      /* sign */
-    {"127.0.0.1:8o", -EINVAL},      /* not a digit */
-    {"127.0.0.1: 80", -EINVAL},     /* space */
-    {"256.0.0.1:80", -EINVAL},      /* octet out of range */
-    {"1.2.3:80", -EINVAL},          /* shorthand is not accepted */
-    {"localhost:80", -EINVAL},      /* names are for eddy_dns_resolve */
-    {"::1:80", -EINVAL},            /* IPv6 without brackets */
-    {"[::1]80", -EINVAL},           /* no colon after the bracket */
-    {"[::1]:", -EINVAL},            /* empty port */
-    {"[::1:80", -EINVAL},           /* unclosed bracket */
-    {"[127.0.0.1]:80", -EINVAL},    /* brackets around IPv4 */
-    {"[::g]:80", -EINVAL},          /* bad hex */
-    {"unix:", -EINVAL},             /* empty path */
+    {"127.0.0.1", -EINVAL},        /* no port */
+    {"127.0.0.1:", -EINVAL},       /* empty port */
+    {"127.0.0.1:65536", -EINVAL},  /* port out of range */
+    {"127.0.0.1:123456", -EINVAL}, /* too many digits */
+    {"127.0.0.1:-1", -EINVAL},     /* sign */
+    {"127.0.0.1:8o", -EINVAL},     /* not a digit */
+    {"127.0.0.1: 80", -EINVAL},    /* space */
+    {"256.0.0.1:80", -EINVAL},     /* octet out of range */
+    {"1.2.3:80", -EINVAL},         /* shorthand is not accepted */
+    {"localhost:80", -EINVAL},     /* names are for eddy_dns_resolve */
+    {"::1:80", -EINVAL},           /* IPv6 without brackets */
+    {"[::1]80", -EINVAL},          /* no colon after the bracket */
+    {"[::1]:", -EINVAL},           /* empty port */
+    {"[::1:80", -EINVAL},          /* unclosed bracket */
+    {"[127.0.0.1]:80", -EINVAL},   /* brackets around IPv4 */
+    {"[::g]:80", -EINVAL},         /* bad hex */
+    {"unix:", -EINVAL},            /* empty path */
 };
 
 EDDY_TEST(addr, invalid_texts_are_rejected_with_their_code)

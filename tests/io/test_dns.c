@@ -73,7 +73,9 @@ EDDY_TEST(dns, a_name_that_does_not_exist_fails_with_a_resolver_code)
 {
     /* One quick try of each name server, in case the machine has one. */
     setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
-    struct lookup l = {.host = "no-such-host.invalid", .port = 80, .family = AF_UNSPEC,
+    struct lookup l = {.host = "no-such-host.invalid",
+                       .port = 80,
+                       .family = AF_UNSPEC,
                        .timeout_ns = 10 * EDDY_NS_PER_SEC};
     resolve(&l);
     /* -ENXIO from a resolver that answers, -EAGAIN when none is reachable. */
@@ -112,8 +114,8 @@ static intptr_t lookup_behind_busy_pool(void *arg)
 EDDY_TEST(dns, a_lookup_that_cannot_start_ends_with_its_timeout)
 {
     cr_assert_eq(eddy_offload_set_threads(1), 0);
-    struct lookup l = {.host = "localhost", .port = 1, .family = AF_UNSPEC,
-                       .timeout_ns = 50 * EDDY_NS_PER_MS};
+    struct lookup l = {
+        .host = "localhost", .port = 1, .family = AF_UNSPEC, .timeout_ns = 50 * EDDY_NS_PER_MS};
     rt_run(lookup_behind_busy_pool, &l);
     cr_expect_eq(l.rc, -ETIMEDOUT);
 }

@@ -117,7 +117,8 @@ static intptr_t bad_args(void *arg)
     cr_expect_eq(eddy_fd_writev_all(fds[1], &iov, IOV_MAX + 1), -EINVAL);
     cr_expect_eq(eddy_fd_writev_all(fds[1], NULL, 1), -EINVAL);
     cr_expect_eq(eddy_fd_writev_all(fds[1], NULL, 0), 0);
-    struct iovec huge[2] = {{.iov_base = "x", .iov_len = SSIZE_MAX}, {.iov_base = "y", .iov_len = 2}};
+    struct iovec huge[2] = {{.iov_base = "x", .iov_len = SSIZE_MAX},
+                            {.iov_base = "y", .iov_len = 2}};
     cr_expect_eq(eddy_fd_writev_all(fds[1], huge, 2), -EINVAL);
     cr_expect_eq(eddy_fd_read(-1, (char[1]){0}, 1), -EBADF);
     cr_expect_eq(eddy_fd_write(-1, "x", 1), -EBADF);
