@@ -69,7 +69,7 @@ CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -fno-omit-frame-pointer -MMD -MP
 LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lpthread $(LDLIBS)
 LDFLAGS_ALL := $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 
-LIB_DIRS := alloc coro reactor sync io
+LIB_DIRS := alloc coro reactor sync io http
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) $(SWITCH_SRC)
 LIB_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB_A := $(BUILD)/lib/libeddy.a

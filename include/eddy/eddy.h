@@ -8,5 +8,6 @@
 #include <eddy/reactor.h>
 #include <eddy/sync.h>
 #include <eddy/io.h>
+#include <eddy/http.h>
 
 #endif

@@ -1,0 +1,186 @@
+/*
+ * eddy/http.h: HTTP/1.1 (RFC 9110, RFC 9112): a strict zero-copy parser, a
+ * server with a router, and (later) a client with a connection pool.
+ *
+ * The aiohttp picture, in C:
+ *   app.router.add_get('/hello/{name}', h)  eddy_http_server_route(srv, "GET",
+ *                                              "/hello/{name}", h, arg)
+ *   request.match_info['name']              eddy_http_param(ex, "name", &len)
+ *   request.query['q']                      eddy_http_query(ex, "q", buf, cap)
+ *   await request.read()                    eddy_http_body_read_all(ex, ...)
+ *   web.Response(text=..., status=200)      eddy_http_respond(ex, 200, type, body, len)
+ *   web.json_response(...)                  eddy_http_respond_json(ex, 200, json, len)
+ *   web.StreamResponse / resp.write()       eddy_http_stream_begin / _write / _end
+ *   web.FileResponse(path)                  eddy_http_respond_file(ex, path)
+ *   web.run_app(app, port=8080)             eddy_http_server_listen + _serve
+ *
+ * Views: every (pointer, length) pair the parser produces points into the
+ * caller's (the connection's) buffer. Views are not NUL-terminated and stay
+ * valid until that buffer is read into again (for a handler: until it
+ * returns or reads the body). Copy what you keep.
+ */
+#ifndef EDDY_HTTP_H
+#define EDDY_HTTP_H
+
+#include <eddy/io.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parser ------------------------------------------------------------------
+ * Stateless and incremental like picohttpparser: call it with everything
+ * received so far; it answers -EAGAIN until the header block is complete,
+ * then the header block's length. It never reads past len and never writes
+ * to buf. Scanning uses SSE4.2 or AVX2 when the CPU has them (chosen once,
+ * at first use), with a scalar fallback that gives identical results.
+ *
+ * Strictness (RFC 9112): the method is a token; the request-target is
+ * origin-form ("/path?query"), absolute-form ("http://host/path"),
+ * authority-form (CONNECT only) or "*" (OPTIONS only), of visible ASCII;
+ * the version is HTTP/1.0 or HTTP/1.1 (another HTTP/x.y is 505, anything
+ * else 400); lines end with CRLF (a bare LF is 400); field names are
+ * tokens with no whitespace before the colon; field values are visible
+ * ASCII, SP, HTAB and obs-text (0x80-0xFF), never NUL or other controls;
+ * obsolete line folding is rejected; Content-Length must be digits only,
+ * and duplicates must agree; Content-Length with Transfer-Encoding is
+ * rejected; Transfer-Encoding must end in "chunked" and list no other
+ * coding (eddy decodes none: 501); HTTP/1.0 with Transfer-Encoding is 400.
+ * A request needs exactly one Host header in HTTP/1.1 (RFC 9112 3.2).
+ */
+
+/* Parser results beyond the header length: -EAGAIN (need more bytes) and
+ * -EBADMSG (reject; the status to answer is in the struct's `status`). */
+
+enum eddy_http_method {
+    EDDY_HTTP_OTHER = 0, /* a valid token eddy has no constant for */
+    EDDY_HTTP_GET,
+    EDDY_HTTP_HEAD,
+    EDDY_HTTP_POST,
+    EDDY_HTTP_PUT,
+    EDDY_HTTP_DELETE,
+    EDDY_HTTP_PATCH,
+    EDDY_HTTP_OPTIONS,
+    EDDY_HTTP_TRACE,
+    EDDY_HTTP_CONNECT,
+};
+
+/* How the body that follows the header block is framed. */
+enum eddy_http_body {
+    EDDY_HTTP_BODY_NONE,    /* no body (requests without CL/TE; 204/304/HEAD answers) */
+    EDDY_HTTP_BODY_LENGTH,  /* content_length bytes */
+    EDDY_HTTP_BODY_CHUNKED, /* chunked coding: decode with eddy_http_chunked_decode */
+    EDDY_HTTP_BODY_CLOSE,   /* responses only: until the connection closes */
+};
+
+struct eddy_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* leading and trailing SP/HTAB removed */
+    size_t value_len;
+};
+
+/* Limits, each answered with its status. Zero fields take the defaults. */
+struct eddy_http_limits {
+    size_t max_request_line_bytes; /* 414 (8 KiB) */
+    size_t max_header_bytes;       /* 431, the whole header block (64 KiB) */
+    size_t max_headers;            /* 431 (100; also bounded by the caller's array) */
+    uint64_t max_body_bytes;       /* 413, checked against Content-Length (1 MiB) */
+};
+
+struct eddy_http_request {
+    enum eddy_http_method method;
+    const char *method_text;
+    size_t method_len;
+    const char *target; /* the request-target as sent */
+    size_t target_len;
+    const char *path; /* target up to '?' (for absolute-form: the path part) */
+    size_t path_len;
+    const char *query; /* after '?', or NULL */
+    size_t query_len;
+    int version_minor; /* HTTP/1.<version_minor>: 0 or 1 */
+    struct eddy_http_header *headers; /* the caller's array, filled */
+    size_t nheaders;
+    const char *host; /* the Host header's value, or NULL */
+    size_t host_len;
+    enum eddy_http_body body;
+    uint64_t content_length;
+    bool keep_alive;      /* by version and Connection: close / keep-alive */
+    bool expect_continue; /* Expect: 100-continue */
+    uint16_t status;      /* on -EBADMSG: 400, 413, 414, 431, 501 or 505 */
+};
+
+/*
+ * Parses the request head in buf[0, len). headers[0, max_headers) receives
+ * the header fields (a request with more is 431). limits may be NULL.
+ * Returns: the head's length including its final CRLF CRLF (the body, or
+ * the next pipelined request, starts there); -EAGAIN when the head is not
+ * complete yet (and no limit is passed); -EBADMSG with req->status set.
+ * buf, headers: borrowed; req's views point into buf. Suspends: no.
+ * Thread rules: any thread.
+ */
+EDDY_API int eddy_http_parse_request(const char *buf, size_t len, struct eddy_http_request *req,
+                                     struct eddy_http_header *headers, size_t max_headers,
+                                     const struct eddy_http_limits *limits);
+
+struct eddy_http_response {
+    int version_minor;
+    uint16_t status; /* 100-999 */
+    const char *reason;
+    size_t reason_len;
+    struct eddy_http_header *headers;
+    size_t nheaders;
+    enum eddy_http_body body; /* NONE only for 1xx/204/304; the caller knows HEAD */
+    uint64_t content_length;
+    bool keep_alive;
+};
+
+/*
+ * Parses a response head (for the client). Returns: the head's length;
+ * -EAGAIN; -EBADMSG (malformed status line or headers, CL with TE, bad
+ * Content-Length); -EMSGSIZE (more than max_headers fields, or a head
+ * above limits->max_header_bytes). Suspends: no.
+ */
+EDDY_API int eddy_http_parse_response(const char *buf, size_t len, struct eddy_http_response *resp,
+                                      struct eddy_http_header *headers, size_t max_headers,
+                                      const struct eddy_http_limits *limits);
+
+/* State of a chunked-body decoder; zero it (or eddy_http_chunked_init)
+ * before the first call. */
+struct eddy_http_chunked {
+    uint64_t _left; /* bytes left in the current chunk */
+    uint64_t _total;
+    size_t _line; /* bytes of the current size line, extension or trailer */
+    uint8_t _state;
+    uint64_t max_body_bytes; /* 0: no limit (the server sets it) */
+};
+
+EDDY_API void eddy_http_chunked_init(struct eddy_http_chunked *c, uint64_t max_body_bytes);
+
+/*
+ * Decodes chunked data in place: buf[0, *len) holds received bytes; on
+ * return buf[0, *len) holds the decoded body bytes of this call (chunk
+ * framing, extensions and trailers removed). Chunk extensions are skipped
+ * (at most 4 KiB per line), trailers are read and dropped (at most 8 KiB).
+ * Returns: -EAGAIN when more input is needed (everything given was used);
+ * n >= 0 when the body ended: the last n bytes of the input (not part of
+ * the body, e.g. the next pipelined request) are left at buf[*len, *len+n);
+ * -EBADMSG for a bad chunk size, missing CRLF, or overflow; -EMSGSIZE when
+ * the body passes max_body_bytes. Suspends: no.
+ */
+EDDY_API ssize_t eddy_http_chunked_decode(struct eddy_http_chunked *c, char *buf, size_t *len);
+
+/* The method's canonical name ("GET"), "" for EDDY_HTTP_OTHER. */
+EDDY_API const char *eddy_http_method_name(enum eddy_http_method m);
+/* The standard reason phrase of a status ("Not Found"), "" when unknown. */
+EDDY_API const char *eddy_http_status_reason(unsigned status);
+/* Finds a header by case-insensitive name; returns its index or -ENOENT. */
+EDDY_API int eddy_http_header_find(const struct eddy_http_header *headers, size_t n,
+                                   const char *name, size_t name_len);
+
+/* ---- server ------------------------------------------------------------------ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
