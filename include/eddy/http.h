@@ -178,7 +178,201 @@ EDDY_API const char *eddy_http_status_reason(unsigned status);
 EDDY_API int eddy_http_header_find(const struct eddy_http_header *headers, size_t n,
                                    const char *name, size_t name_len);
 
-/* ---- server ------------------------------------------------------------------ */
+/* ---- server ------------------------------------------------------------------
+ * One task per connection; the handler runs in that task, so it may sleep,
+ * query a database or call another service and then return. Requests of a
+ * connection are answered in order; pipelined requests already buffered
+ * are all answered before one write sends their responses together.
+ *
+ *   static int hello(struct eddy_http_exchange *ex, void *arg) {
+ *       size_t n; const char *name = eddy_http_param(ex, "name", &n);
+ *       char body[128]; int len = snprintf(body, sizeof body, "Hello, %.*s!", (int)n, name);
+ *       return eddy_http_respond(ex, 200, "text/plain", body, (size_t)len);
+ *   }
+ *   eddy_http_server_create(NULL, &srv);
+ *   eddy_http_server_route(srv, "GET", "/hello/{name}", hello, NULL);
+ *   eddy_http_server_listen(srv, &addr, false);
+ *   eddy_http_server_serve(srv);          // in a task; returns after stop
+ *
+ * Routing: patterns are paths whose segments are literals or {name}
+ * parameters; a final "{name...}" takes the rest of the path (for static
+ * files). The first route in registration order whose method and pattern
+ * match wins; HEAD requests use GET routes (the body is not sent). No
+ * pattern matches: 404. A pattern matches but not the method: 405 with an
+ * Allow header. OPTIONS * is answered with the methods the server routes.
+ *
+ * Timeouts (per connection, each a timeout scope around its wait): idle
+ * keep-alive (waiting for a request's first byte), header (first byte to
+ * the end of the head: slow clients get 408 and are closed), body (each
+ * body read), write (each response write). Errors a handler does not
+ * answer become 500. Malformed requests get their 4xx/5xx with
+ * Connection: close and the connection is closed.
+ *
+ * Graceful stop: eddy_http_server_stop closes the listener, closes idle
+ * keep-alive connections at once, lets requests in flight finish (their
+ * responses say Connection: close), and serve returns when the last
+ * connection is gone.
+ */
+struct eddy_http_server;
+struct eddy_http_exchange;
+
+typedef int eddy_http_handler_fn(struct eddy_http_exchange *ex, void *arg);
+
+struct eddy_http_server_opts {
+    struct eddy_http_limits limits;
+    int64_t idle_timeout_ns;   /* 0: 60 s */
+    int64_t header_timeout_ns; /* 0: 10 s */
+    int64_t body_timeout_ns;   /* 0: 30 s (each read of the body) */
+    int64_t write_timeout_ns;  /* 0: 30 s (each response write) */
+    size_t max_connections;    /* 0: 10,000; accepting pauses while at the limit */
+    size_t stack_size_bytes;   /* handler stack; 0: 64 KiB */
+    bool access_log;           /* one line per request to access_log_fd (default off) */
+    int access_log_fd;
+    const char *server_name;   /* Server header; NULL: "eddy", "" to omit */
+};
+
+/* Creates a server (opts may be NULL: defaults). Returns: 0; -EINVAL;
+ * -ENOMEM. opts: borrowed (server_name is copied). Suspends: no. */
+EDDY_API int eddy_http_server_create(const struct eddy_http_server_opts *opts,
+                                     struct eddy_http_server **out);
+/* Frees the server. Returns: 0; -EBUSY while it serves. Suspends: no. */
+EDDY_API int eddy_http_server_destroy(struct eddy_http_server *srv);
+
+/*
+ * Adds a route. method: "GET", "POST"... or NULL for every method. pattern:
+ * "/", "/plaintext", "/hello/{name}", "/files/{path...}" (borrowed: copied).
+ * Returns: 0; -EINVAL (pattern not starting with '/', bad {} syntax, more
+ * than EDDY_HTTP_MAX_PARAMS parameters, a rest parameter not last, method
+ * not a token); -EEXIST (same method and pattern again); -ENOMEM.
+ * arg: retained until destroy. Suspends: no.
+ */
+#define EDDY_HTTP_MAX_PARAMS 8
+EDDY_API int eddy_http_server_route(struct eddy_http_server *srv, const char *method,
+                                    const char *pattern, eddy_http_handler_fn *fn, void *arg);
+
+/* Opens the server's listener on addr (SO_REUSEPORT when reuseport, for
+ * one server per loop on the same port). Returns: 0; -EBUSY when already
+ * listening; errors of eddy_sock_listen. Suspends: no. */
+EDDY_API int eddy_http_server_listen(struct eddy_http_server *srv, const struct eddy_addr *addr,
+                                     bool reuseport);
+/* The listener's address (port 0 resolved). Returns: 0; -ENOTCONN when not
+ * listening. */
+EDDY_API int eddy_http_server_addr(const struct eddy_http_server *srv, struct eddy_addr *out);
+
+/*
+ * Accepts and serves connections in the calling task until stopped, then
+ * waits for the connections to finish. Returns: 0 after a stop; -ENOTCONN
+ * when not listening; -EBUSY when already serving; -ECANCELED when the
+ * serving task was cancelled (connections are cancelled too, and waited
+ * for); accept's fatal errors. Suspends: yes.
+ */
+EDDY_API int eddy_http_server_serve(struct eddy_http_server *srv);
+
+/* Starts the graceful stop (see above). Returns: 0; -EALREADY. Suspends:
+ * no. Thread rules: the server's loop (from another thread, post it). */
+EDDY_API int eddy_http_server_stop(struct eddy_http_server *srv);
+
+struct eddy_http_server_stats {
+    uint64_t connections_accepted;
+    uint64_t connections_open;
+    uint64_t requests;
+    uint64_t responses_4xx;
+    uint64_t responses_5xx;
+};
+EDDY_API void eddy_http_server_stats(const struct eddy_http_server *srv,
+                                     struct eddy_http_server_stats *out);
+
+/* ---- inside a handler -----------------------------------------------------
+ * All calls take the exchange the handler received; none is valid after the
+ * handler returns. Views follow the rule at the top of this file.
+ */
+
+/* The parsed request. */
+EDDY_API const struct eddy_http_request *eddy_http_req(const struct eddy_http_exchange *ex);
+
+/* A route parameter's raw (still percent-encoded) value, or NULL. */
+EDDY_API const char *eddy_http_param(const struct eddy_http_exchange *ex, const char *name,
+                                     size_t *len);
+
+/* A request header's value by case-insensitive name, or NULL. */
+EDDY_API const char *eddy_http_header(const struct eddy_http_exchange *ex, const char *name,
+                                      size_t *len);
+
+/*
+ * Copies the percent-decoded value of query parameter key ('+' is a space)
+ * into buf and NUL-terminates it. Returns: its length; -ENOENT when absent;
+ * -ENOSPC when cap is too small; -EBADMSG for a bad %XX. Suspends: no.
+ */
+EDDY_API int eddy_http_query(const struct eddy_http_exchange *ex, const char *key, char *buf,
+                             size_t cap);
+
+/* Percent-decodes src into dst (cap bytes, NUL-terminated). Returns: the
+ * length; -ENOSPC; -EBADMSG for a bad %XX or an encoded NUL. */
+EDDY_API int eddy_http_percent_decode(const char *src, size_t len, char *dst, size_t cap);
+
+/*
+ * Reads up to len bytes of the request body (Content-Length or chunked),
+ * sending "100 Continue" first when the client asked for it. Returns: the
+ * count; 0 at the body's end; -EMSGSIZE past limits.max_body_bytes
+ * (chunked); -EBADMSG for bad chunked framing; -ENODATA when the client
+ * closed early; -ETIMEDOUT (body timeout); -ECANCELED. Suspends: yes.
+ */
+EDDY_API ssize_t eddy_http_body_read(struct eddy_http_exchange *ex, void *buf, size_t len);
+/* Reads the whole body into buf. Returns: its length; -EMSGSIZE when it
+ * does not fit in cap; the errors of eddy_http_body_read. Suspends: yes. */
+EDDY_API ssize_t eddy_http_body_read_all(struct eddy_http_exchange *ex, void *buf, size_t cap);
+
+/* Adds a response header (name and value copied; at most 4 KiB of headers
+ * per response). Content-Length, Transfer-Encoding, Date and Connection are
+ * the server's. Returns: 0; -EINVAL (bad name, CR/LF in value, reserved
+ * name, response already started); -ENOSPC. Suspends: no. */
+EDDY_API int eddy_http_set_header(struct eddy_http_exchange *ex, const char *name,
+                                  const char *value);
+
+/*
+ * Sends a complete response with a Content-Length body (not sent for HEAD,
+ * 204 and 304). content_type may be NULL (no Content-Type). Returns: 0;
+ * -EALREADY when a response was already started; -EINVAL (status outside
+ * 200-599 for this call); write errors (-EPIPE, -ETIMEDOUT...). body:
+ * borrowed. Suspends: yes (when the write buffer is full).
+ */
+EDDY_API int eddy_http_respond(struct eddy_http_exchange *ex, unsigned status,
+                               const char *content_type, const void *body, size_t len);
+/* eddy_http_respond with Content-Type: application/json. */
+EDDY_API int eddy_http_respond_json(struct eddy_http_exchange *ex, unsigned status,
+                                    const char *json, size_t len);
+
+/* A streamed (chunked) response: begin sends the head, each write one chunk
+ * (empty writes are skipped), end the last chunk. Returns: 0 or the errors
+ * of eddy_http_respond. Suspends: yes. */
+EDDY_API int eddy_http_stream_begin(struct eddy_http_exchange *ex, unsigned status,
+                                    const char *content_type);
+EDDY_API int eddy_http_stream_write(struct eddy_http_exchange *ex, const void *data, size_t len);
+EDDY_API int eddy_http_stream_end(struct eddy_http_exchange *ex);
+
+/*
+ * Sends the regular file at path (borrowed) with sendfile: Content-Type by
+ * extension, Last-Modified, If-Modified-Since (304), and a single byte
+ * Range (206, or 416 when unsatisfiable; several ranges get the whole
+ * file). A missing file is 404, a directory or other non-regular file 403,
+ * an unreadable one 403. Returns: 0 once a response was sent (including
+ * those errors); write errors. Suspends: yes.
+ */
+EDDY_API int eddy_http_respond_file(struct eddy_http_exchange *ex, const char *path);
+
+/*
+ * Serves files under root for a route "/prefix/{name...}": decodes the rest
+ * parameter `param`, refuses ".." segments and NUL (404), and answers with
+ * eddy_http_respond_file. A path naming a directory gets its index.html.
+ * Returns: as eddy_http_respond_file. Suspends: yes.
+ */
+EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root,
+                                 const char *param);
+
+/* The Content-Type eddy sends for a file name ("text/html; charset=utf-8"),
+ * "application/octet-stream" when the extension is unknown. */
+EDDY_API const char *eddy_http_content_type(const char *path);
+
 
 #ifdef __cplusplus
 }
