@@ -98,6 +98,10 @@ BENCH_BIN := $(BUILD)/bench/micro
 
 PERF_BIN := $(BUILD)/perf/workloads
 
+# The public programs (DESIGN.md): tools/NAME.c becomes build/bin/NAME.
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(TOOL_SRCS))
+
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
 
@@ -109,10 +113,10 @@ $(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAG
 TEST_ARGS ?=
 
 .PHONY: all lib deps deps-test deps-bench test test-build asan tsan tsan-run debug valgrind \
-        bench-build bench bench-smoke examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
+        bench-build bench bench-smoke tools examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
-all: deps-bench lib examples bench-build
+all: deps-bench lib tools examples bench-build
 	@echo "built: $(LIB_A) $(LIB_SO) $(BENCH_BIN)"
 
 lib: $(LIB_A) $(LIB_SO)
@@ -152,6 +156,12 @@ $(TSAN_BIN): $(TSAN_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TSAN_OBJS) $(LIB_A) $(LDLIBS_ALL)
 
+$(BUILD)/bin/%: $(BUILD)/obj/tools/%.c.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+
+tools: $(TOOL_BINS)
+
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.c.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
@@ -166,7 +176,7 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
 
 examples: $(EXAMPLE_BINS)
 
-test-build: deps-test $(TEST_BIN) examples
+test-build: deps-test $(TEST_BIN) tools examples
 
 # Runs the whole suite: Criterion forks every test into its own process with
 # a timeout and ends with its summary line.
@@ -238,7 +248,8 @@ clean:
 	rm -rf build
 
 help:
-	@echo "make                 library, examples, build/bench/micro (installs Debian deps as root)"
+	@echo "make                 library, build/bin tools (eddy-httpd), examples, build/bench/micro (installs Debian deps as root)"
+	@echo "make tools           build/bin/eddy-httpd and the other public programs"
 	@echo "make test            the test suite (Criterion), release build"
 	@echo "make asan|debug      the test suite under that variant"
 	@echo "make tsan            the cross-thread cases under ThreadSanitizer (tests/tsan/)"

@@ -98,6 +98,13 @@ int eddy__http_parse_date(const char *s, size_t len, int64_t *t);
 /* The Date header value for now, cached per thread and second. */
 const char *eddy__http_date_now(void);
 
+/* Sends a head announcing a Content-Length body of length bytes that the
+ * caller then writes itself (a file). Returns 0 or a write error. */
+int eddy__http_respond_head(struct eddy_http_exchange *ex, unsigned status,
+                            const char *content_type, uint64_t length);
+/* Writes through the connection's stream within the write timeout. */
+int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n);
+
 /* exchange.c: drains what the handler left of the body, so the next
  * request can be read. Returns 0, or < 0 when the connection must close. */
 int eddy__http_body_discard(struct eddy_http_exchange *ex);

@@ -196,8 +196,7 @@ static size_t build_head(struct eddy_http_exchange *ex, char *buf, size_t cap, u
     return (size_t)(h.p - buf);
 }
 
-/* Writes iov through the stream within the write timeout. */
-static int write_iov(struct eddy_http_exchange *ex, struct iovec *iov, int n)
+int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n)
 {
     struct eddy_timeout scope;
     eddy_timeout_enter(&scope, ex->conn->srv->opts.write_timeout_ns);
@@ -239,7 +238,21 @@ EDDY_API int eddy_http_respond(struct eddy_http_exchange *ex, unsigned status,
                                  no_body ? FRAME_NONE : FRAME_LENGTH, len);
     struct iovec iov[2] = {{head, head_len}, {(void *)body, len}};
     bool send_body = !no_body && ex->req.method != EDDY_HTTP_HEAD && len > 0;
-    return write_iov(ex, iov, send_body ? 2 : 1);
+    return eddy__http_write(ex, iov, send_body ? 2 : 1);
+}
+
+int eddy__http_respond_head(struct eddy_http_exchange *ex, unsigned status,
+                            const char *content_type, uint64_t length)
+{
+    if (ex->resp_state != EDDY__RESP_NONE)
+        return -EALREADY;
+    ex->resp_state = EDDY__RESP_DONE;
+    count_status(ex, status);
+    char head[HEAD_FIXED_BYTES + EDDY__HTTP_EXTRA_HEADER_BYTES];
+    size_t head_len = build_head(ex, head, sizeof(head), status, content_type,
+                                 has_no_body(status) ? FRAME_NONE : FRAME_LENGTH, length);
+    struct iovec iov = {head, head_len};
+    return eddy__http_write(ex, &iov, 1);
 }
 
 EDDY_API int eddy_http_respond_json(struct eddy_http_exchange *ex, unsigned status,
@@ -265,7 +278,7 @@ EDDY_API int eddy_http_stream_begin(struct eddy_http_exchange *ex, unsigned stat
     size_t head_len = build_head(ex, head, sizeof(head), status, content_type,
                                  chunked ? FRAME_CHUNKED : FRAME_NONE, 0);
     struct iovec iov = {head, head_len};
-    int rc = write_iov(ex, &iov, 1);
+    int rc = eddy__http_write(ex, &iov, 1);
     if (rc == 0)
         rc = eddy_stream_flush(ex->conn->stream);
     return rc;
@@ -283,12 +296,12 @@ EDDY_API int eddy_http_stream_write(struct eddy_http_exchange *ex, const void *d
         return 0;
     if (ex->req.version_minor == 0) {
         struct iovec iov = {(void *)data, len};
-        return write_iov(ex, &iov, 1);
+        return eddy__http_write(ex, &iov, 1);
     }
     char size_line[20];
     int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
     struct iovec iov[3] = {{size_line, (size_t)n}, {(void *)data, len}, {"\r\n", 2}};
-    return write_iov(ex, iov, 3);
+    return eddy__http_write(ex, iov, 3);
 }
 
 EDDY_API int eddy_http_stream_end(struct eddy_http_exchange *ex)
@@ -303,7 +316,7 @@ EDDY_API int eddy_http_stream_end(struct eddy_http_exchange *ex)
     if (ex->req.version_minor == 0)
         return 0;
     struct iovec iov = {"0\r\n\r\n", 5};
-    return write_iov(ex, &iov, 1);
+    return eddy__http_write(ex, &iov, 1);
 }
 
 static bool is_token_char(unsigned char c)
