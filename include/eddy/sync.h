@@ -36,8 +36,9 @@
  *   - Every blocking call takes deadline_ns, an absolute monotonic time
  *     (EDDY_DEADLINE_NEVER for none), and also ends with -ETIMEDOUT when an
  *     enclosing timeout scope expires, and with -ECANCELED when the task is
- *     cancelled. asyncio has no timeout on most of these calls; a deadline
- *     costs nothing when unused.
+ *     cancelled (both held back inside a shield: eddy_shield_enter in
+ *     eddy/reactor.h). asyncio has no timeout on most of these calls; a
+ *     deadline costs nothing when unused.
  *   - A call that does not need to wait succeeds at once, without looking
  *     at a pending cancellation (as asyncio's calls that do not await, and
  *     as eddy's fd calls that try the syscall first). A call that must wait
@@ -423,7 +424,11 @@ EDDY_API int eddy_as_completed_stop(struct eddy_as_completed *ac);
  * at once (asyncio raises ValueError), and the tasks are handles, which stay
  * valid (nothing is joined).
  * While it waits, the caller counts as each unfinished task's joiner: another
- * task's eddy_task_join or eddy_wait of one of them returns -EBUSY.
+ * task's eddy_task_join or eddy_wait of one of them returns -EBUSY, and
+ * eddy_task_detach -EINVAL. A task that has finished is not guarded that
+ * way (eddy_task_join of a finished task does not wait, so it does not
+ * check): as with any handle, no other task may join or detach a task of
+ * the set until eddy_wait has returned.
  */
 enum eddy_wait_when {
     EDDY_WAIT_ALL_COMPLETED,
@@ -511,10 +516,11 @@ EDDY_API int eddy_wait_for(struct eddy_task *task, int64_t deadline_ns, intptr_t
  * calls: borrowed, read until the call returns (each arg retained until its
  * call returns). results: caller memory for n values, every one written.
  * Returns: 0 (n == 0 returns 0 at once); in FAIL_FAST mode the first failure;
- * -ECANCELED; -ETIMEDOUT (an enclosing timeout scope); -ENOMEM (a worker
- * could not be spawned: no new call starts, the running ones are cancelled
- * and waited for); -EINVAL outside a task, for NULL calls or results, a
- * limit of 0 or an unknown mode. Suspends: yes.
+ * -ECANCELED (a caller already cancelled runs no call); -ETIMEDOUT (an
+ * enclosing timeout scope); -ENOMEM (a worker could not be spawned: no call
+ * runs, every result is -ECANCELED, the workers already spawned are waited
+ * for); -EINVAL outside a task, for NULL calls or results, a limit of 0 or
+ * an unknown mode. Suspends: yes.
  */
 EDDY_API int eddy_gather_limited(const struct eddy_call *calls, size_t n, size_t limit,
                                  intptr_t *results, enum eddy_gather_mode mode);
