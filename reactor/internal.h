@@ -9,6 +9,12 @@
  * (a timeout scope's deadline), or EDDY__WAKE_DEADLINE (the call's own
  * deadline). It then unlinks itself (eddy__list_remove is idempotent): wakers
  * never unlink, so every wake reason leaves the same state behind.
+ *
+ * Shields work on the two fields every blocking call already reads: inside
+ * one, EDDY__TASK_CANCEL stays clear (a cancellation is held in
+ * EDDY__TASK_CANCEL_HELD) and task->deadline ignores the scopes outside it.
+ * So a call that checks flags and deadline itself (offload) needs nothing
+ * to know about shields.
  */
 #ifndef EDDY_REACTOR_INTERNAL_H
 #define EDDY_REACTOR_INTERNAL_H
@@ -59,7 +65,10 @@ enum eddy__task_state {
 
 enum {
     EDDY__TASK_DETACHED = 1u << 0,
-    EDDY__TASK_CANCEL = 1u << 1, /* cancellation requested */
+    EDDY__TASK_CANCEL = 1u << 1, /* cancellation requested and in force */
+    /* Requested while the task is shielded: becomes EDDY__TASK_CANCEL when
+     * its outermost shield ends. Never set together with EDDY__TASK_CANCEL. */
+    EDDY__TASK_CANCEL_HELD = 1u << 2,
 };
 
 /* struct eddy_task.magic of a live handle (0 once freed). */
@@ -74,6 +83,7 @@ struct eddy_task {
     uint8_t state;
     uint8_t flags;
     int wake_rc;
+    uint32_t shields; /* shields entered and not yet exited */
     struct eddy_loop *loop;
     struct eddy_coro *coro; /* NULL once finished */
     eddy_task_fn *fn;
@@ -83,8 +93,10 @@ struct eddy_task {
     uint32_t wait_events;        /* what an fd waiter waits for */
     struct eddy__list all_link;  /* the loop's list of tasks not yet freed */
     struct eddy_timer timer;     /* the deadline of the current park */
-    int64_t deadline;            /* earliest deadline of the enclosing scopes */
-    struct eddy_timeout *scope;  /* innermost timeout scope */
+    /* Earliest deadline of the enclosing scopes, counting only those
+     * entered after the innermost shield (NEVER right inside a shield). */
+    int64_t deadline;
+    struct eddy_timeout *scope; /* innermost timeout scope or shield */
     struct eddy_task *joiner;
     int64_t slice_start_ns; /* EDDY_DEBUG: when it last started running */
     uint64_t id;

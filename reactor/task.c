@@ -14,6 +14,15 @@
  * call's deadline and the innermost timeout scope's; which one fired
  * decides between EDDY__WAKE_DEADLINE (sleep's success) and -ETIMEDOUT.
  *
+ * Shields sit in the same chain of scopes as timeouts (an embedded
+ * eddy_timeout marked _shield), so the two nest and are checked for exit
+ * order by one rule. Entering one sets the task's deadline to NEVER and
+ * moves a pending cancellation aside (EDDY__TASK_CANCEL_HELD); while any
+ * shield is open, eddy_task_cancel only sets the held flag and does not wake
+ * the task. Leaving one restores the outer deadline, and leaving the
+ * outermost turns a held cancellation back into a live one. Blocking calls
+ * read only the flag and the deadline, so they cost nothing more.
+ *
  * Costs: spawn is a slab alloc, a warm stack from the pool and a queue
  * push; a park is at most one heap insert and one switch.
  */
@@ -149,6 +158,7 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
     t->magic = EDDY__TASK_MAGIC;
     t->flags = opts && opts->detached ? EDDY__TASK_DETACHED : 0;
     t->wake_rc = 0;
+    t->shields = 0;
     t->loop = loop;
     t->fn = fn;
     t->arg = arg;
@@ -208,6 +218,11 @@ EDDY_API int eddy_task_cancel(struct eddy_task *t)
         return -EINVAL;
     if (t->state == EDDY__TASK_DONE)
         return -EALREADY;
+    if (t->shields > 0) {
+        /* Its blocking calls must not see it before the shield ends. */
+        t->flags |= EDDY__TASK_CANCEL_HELD;
+        return 0;
+    }
     t->flags |= EDDY__TASK_CANCEL;
     eddy__task_wake(t, -ECANCELED);
     return 0;
@@ -218,8 +233,9 @@ EDDY_API int eddy_task_uncancel(void)
     struct eddy_task *self = eddy__task_self();
     if (!self)
         return -EINVAL;
-    bool was = (self->flags & EDDY__TASK_CANCEL) != 0;
-    self->flags &= (uint8_t)~EDDY__TASK_CANCEL;
+    uint8_t both = EDDY__TASK_CANCEL | EDDY__TASK_CANCEL_HELD;
+    bool was = (self->flags & both) != 0;
+    self->flags &= (uint8_t)~both;
     return was ? 1 : 0;
 }
 
@@ -303,7 +319,7 @@ EDDY_API bool eddy_task_is_done(const struct eddy_task *t)
 
 EDDY_API bool eddy_task_is_cancelled(const struct eddy_task *t)
 {
-    return is_live(t) && (t->flags & EDDY__TASK_CANCEL);
+    return is_live(t) && (t->flags & (EDDY__TASK_CANCEL | EDDY__TASK_CANCEL_HELD));
 }
 
 EDDY_API int eddy_task_result(const struct eddy_task *t, intptr_t *result)
@@ -333,6 +349,7 @@ EDDY_API int eddy_timeout_enter_at(struct eddy_timeout *scope, int64_t deadline_
     scope->_outer_deadline = self->deadline;
     scope->_outer = self->scope;
     scope->_task = self;
+    scope->_shield = false;
     self->scope = scope;
     if (deadline_ns < self->deadline)
         self->deadline = deadline_ns;
@@ -352,7 +369,7 @@ EDDY_API int eddy_timeout_enter(struct eddy_timeout *scope, int64_t timeout_ns)
 EDDY_API int eddy_timeout_exit(struct eddy_timeout *scope)
 {
     struct eddy_task *self = eddy__task_self();
-    if (!self || !scope || self->scope != scope || scope->_task != self)
+    if (!self || !scope || self->scope != scope || scope->_task != self || scope->_shield)
         return -EINVAL;
     self->scope = scope->_outer;
     self->deadline = scope->_outer_deadline;
@@ -363,4 +380,42 @@ EDDY_API int eddy_timeout_exit(struct eddy_timeout *scope)
 EDDY_API bool eddy_timeout_is_expired(const struct eddy_timeout *scope)
 {
     return scope->deadline_ns <= eddy_now_ns();
+}
+
+/* ---- shields -------------------------------------------------------------- */
+
+EDDY_API int eddy_shield_enter(struct eddy_shield *shield)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self || !shield)
+        return -EINVAL;
+    struct eddy_timeout *scope = &shield->_scope;
+    scope->deadline_ns = EDDY_DEADLINE_NEVER;
+    scope->_outer_deadline = self->deadline;
+    scope->_outer = self->scope;
+    scope->_task = self;
+    scope->_shield = true;
+    self->scope = scope;
+    /* Unlike a timeout scope, the outer deadlines stop counting. */
+    self->deadline = EDDY_DEADLINE_NEVER;
+    if (self->flags & EDDY__TASK_CANCEL)
+        self->flags = (uint8_t)((self->flags & ~EDDY__TASK_CANCEL) | EDDY__TASK_CANCEL_HELD);
+    self->shields++;
+    return 0;
+}
+
+EDDY_API int eddy_shield_exit(struct eddy_shield *shield)
+{
+    struct eddy_task *self = eddy__task_self();
+    if (!self || !shield)
+        return -EINVAL;
+    struct eddy_timeout *scope = &shield->_scope;
+    if (self->scope != scope || scope->_task != self || !scope->_shield)
+        return -EINVAL;
+    self->scope = scope->_outer;
+    self->deadline = scope->_outer_deadline;
+    scope->_task = NULL;
+    if (--self->shields == 0 && (self->flags & EDDY__TASK_CANCEL_HELD))
+        self->flags = (uint8_t)((self->flags & ~EDDY__TASK_CANCEL_HELD) | EDDY__TASK_CANCEL);
+    return 0;
 }

@@ -9,6 +9,7 @@
  *   await asyncio.sleep(0)       eddy_task_yield()
  *   await asyncio.sleep(0.5)     eddy_sleep_ms(500)
  *   async with asyncio.timeout() eddy_timeout_enter() ... eddy_timeout_exit()
+ *   trio's CancelScope(shield=True) eddy_shield_enter() ... eddy_shield_exit()
  *   loop.call_soon_threadsafe()  eddy_loop_post(loop, fn, arg)
  *   loop.call_later()            eddy_timer_start()
  *
@@ -18,8 +19,10 @@
  * and -ETIMEDOUT once the deadline of an enclosing timeout scope has passed.
  * Cancellation is level-triggered: it stays in force for every later
  * blocking call until eddy_task_uncancel() (asyncio's Task.uncancel()),
- * so a task cannot miss it; a task that must block during its cleanup
- * uncancels first.
+ * so a task cannot miss it. A task that must block during its cleanup
+ * (flush, close, rollback) does it inside a shield (eddy_shield_enter),
+ * where cancellation and the enclosing timeout scopes are held back until
+ * the shield ends; or it uncancels first.
  *
  * Results: a task returns an intptr_t. By convention a negative value is a
  * failure (-errno); pointers and counts are never negative on Linux.
@@ -164,15 +167,17 @@ EDDY_API int eddy_task_join(struct eddy_task *task, intptr_t *result);
 /*
  * Requests cancellation: the task's current blocking call, or its next one,
  * returns -ECANCELED, also when it has not started yet (its function still
- * runs, and sees the cancellation at its first blocking call).
+ * runs, and sees the cancellation at its first blocking call). A task
+ * inside a shield sees it only once the shield ends (see shields below).
  * Returns: 0; -EALREADY when the task has already finished (harmless);
  * -EINVAL for a handle that is not a live task. Suspends: no.
  */
 EDDY_API int eddy_task_cancel(struct eddy_task *task);
 
 /* Withdraws a cancellation request of the current task so that it can block
- * again (for cleanup). Returns: 1 when a request was withdrawn, 0 when none
- * was pending, -EINVAL outside a task. Suspends: no. */
+ * again (for cleanup), also one held by a shield. Returns: 1 when a request
+ * was withdrawn, 0 when none was pending, -EINVAL outside a task.
+ * Suspends: no. */
 EDDY_API int eddy_task_uncancel(void);
 
 /* Lets the task free itself when it finishes. Returns: 0; -EINVAL (not a
@@ -198,6 +203,7 @@ EDDY_API int eddy_sleep_until(int64_t deadline_ns);
 /* The running task, or NULL outside a task. */
 EDDY_API struct eddy_task *eddy_task_current(void);
 EDDY_API bool eddy_task_is_done(const struct eddy_task *task);
+/* True when a cancellation request is pending (also one held by a shield). */
 EDDY_API bool eddy_task_is_cancelled(const struct eddy_task *task);
 /* The task's return value. Returns: 0; -EAGAIN while it still runs. */
 EDDY_API int eddy_task_result(const struct eddy_task *task, intptr_t *result);
@@ -216,6 +222,7 @@ struct eddy_timeout {
     int64_t _outer_deadline;
     struct eddy_timeout *_outer;
     struct eddy_task *_task;
+    bool _shield; /* the scope of an eddy_shield */
 };
 
 /* Enters a scope ending timeout_ns from now (scope is caller memory, retained
@@ -229,6 +236,45 @@ EDDY_API int eddy_timeout_enter_at(struct eddy_timeout *scope, int64_t deadline_
 EDDY_API int eddy_timeout_exit(struct eddy_timeout *scope);
 /* True once the scope's own deadline has passed. */
 EDDY_API bool eddy_timeout_is_expired(const struct eddy_timeout *scope);
+
+/* ---- shields (trio's CancelScope(shield=True)) -----------------------------
+ * A shield lets cleanup code block although the task was cancelled or its
+ * timeout scope expired:
+ *   if (rc == -ECANCELED) {
+ *       struct eddy_shield sh;
+ *       eddy_shield_enter(&sh);
+ *       struct eddy_timeout t;                  // optional: bound the cleanup
+ *       eddy_timeout_enter(&t, 100 * EDDY_NS_PER_MS);
+ *       flush(conn);                            // blocks; no -ECANCELED here
+ *       eddy_timeout_exit(&t);
+ *       eddy_shield_exit(&sh);                  // the cancellation is back
+ *   }
+ * Inside a shield, blocking calls ignore the task's cancellation and every
+ * timeout scope entered before the shield; timeout scopes entered inside it
+ * work as usual. A cancellation that comes while the task is shielded is
+ * held (eddy_task_cancel returns 0, eddy_task_is_cancelled is true, and the
+ * task is not woken) and takes effect when the outermost shield ends, as
+ * does an enclosing scope whose deadline passed meanwhile. Shields nest with
+ * timeout scopes, and both are exited in reverse order of entry.
+ * A shield covers the calling task only: tasks it spawns or joins are not
+ * shielded. A shielded task also holds up eddy_loop_destroy and the end of
+ * eddy_run, which cancel every task and wait for them: keep shielded work
+ * short, or bound it with a timeout scope inside the shield.
+ * asyncio.shield(task) is eddy_shield_join in eddy/sync.h.
+ */
+struct eddy_shield {
+    struct eddy_timeout _scope; /* the shield's place among the task's scopes */
+};
+
+/* Enters a shield (shield is caller memory, retained until exit).
+ * Returns: 0; -EINVAL outside a task or for NULL. Suspends: no. */
+EDDY_API int eddy_shield_enter(struct eddy_shield *shield);
+/* Leaves the shield; when it was the outermost one, a held cancellation and
+ * the enclosing scopes' deadlines apply again from the next blocking call.
+ * Returns: 0; -EINVAL when shield is not the innermost scope of this task
+ * (a timeout scope entered inside it is still open, or it was never
+ * entered, or already exited). Suspends: no. */
+EDDY_API int eddy_shield_exit(struct eddy_shield *shield);
 
 /* ---- callback timers (loop.call_later) -----------------------------------
  * A timer runs fn(arg) on the loop thread, outside any task, at its

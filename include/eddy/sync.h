@@ -1,6 +1,7 @@
 /*
  * eddy/sync.h: coordination between tasks of one loop: lock, semaphore,
- * event, condition, barrier, queues, futures, gather and task groups.
+ * event, condition, barrier, queues, futures, gather, wait, task groups,
+ * a concurrency limiter, retry and per-operation metrics.
  *
  * The asyncio picture, in C:
  *   asyncio.Lock()                 eddy_lock_init / _acquire / _release
@@ -14,8 +15,15 @@
  *   loop.create_future()           eddy_future_init / _set_result / _set_error / _wait
  *   asyncio.gather(...)            eddy_gather(calls, n, results, mode)
  *   asyncio.as_completed(...)      eddy_as_completed_start / _next / _stop
+ *   asyncio.wait(tasks, timeout,   eddy_wait(tasks, n, when, deadline, done)
+ *     return_when)
  *   asyncio.wait_for(t, timeout)   eddy_wait_for(task, deadline, &result)
+ *   wait_for(shield(t), timeout)   eddy_shield_join(task, deadline, &result)
+ *   cleanup that must block        eddy_shield_enter / _exit (eddy/reactor.h)
  *   asyncio.TaskGroup()            eddy_group_create / _spawn / _join
+ *   gather under Semaphore(k)      eddy_gather_limited(calls, n, k, results, mode)
+ *   @async_retry(...)              eddy_retry(fn, arg, &opts, &result)
+ *   the guides' perf monitor       eddy_metrics_init / _record / _call / _snapshot
  *
  * Rules shared by every primitive here:
  *   - All of them are built on eddy_waitq (eddy/reactor.h): waiters queue
@@ -28,8 +36,9 @@
  *   - Every blocking call takes deadline_ns, an absolute monotonic time
  *     (EDDY_DEADLINE_NEVER for none), and also ends with -ETIMEDOUT when an
  *     enclosing timeout scope expires, and with -ECANCELED when the task is
- *     cancelled. asyncio has no timeout on most of these calls; a deadline
- *     costs nothing when unused.
+ *     cancelled (both held back inside a shield: eddy_shield_enter in
+ *     eddy/reactor.h). asyncio has no timeout on most of these calls; a
+ *     deadline costs nothing when unused.
  *   - A call that does not need to wait succeeds at once, without looking
  *     at a pending cancellation (as asyncio's calls that do not await, and
  *     as eddy's fd calls that try the syscall first). A call that must wait
@@ -336,8 +345,9 @@ EDDY_API bool eddy_future_is_cancelled(const struct eddy_future *f);
  *                          asyncio, whose gather leaves the others running.
  * Cancelling the gathering task cancels every child (as in asyncio); gather
  * still waits for them and returns -ECANCELED with results filled in.
- * One case cannot wait: when an enclosing timeout scope expires, no task can
- * suspend any more (scopes are level-triggered), so gather cancels the
+ * One case does not wait: when an enclosing timeout scope expires, no task
+ * can suspend any more outside a shield (scopes are level-triggered; gather
+ * does not shield itself), so gather cancels the
  * children, lets them finish on their own (detached) and returns -ETIMEDOUT
  * at once; results is then not written to any more.
  */
@@ -369,10 +379,11 @@ EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *resu
  *   eddy_as_completed_start(calls, n, &ac);
  *   while ((rc = eddy_as_completed_next(ac, &i, &result, deadline)) > 0) ...
  *   eddy_as_completed_stop(ac);   // cancels and waits for what still runs
- * asyncio.wait(return_when=FIRST_COMPLETED) is one next() with a deadline;
- * ALL_COMPLETED and FIRST_EXCEPTION are eddy_gather's two modes. Differs
- * from asyncio: results come as (index, value) pairs rather than awaitables,
- * and a timeout is a deadline per next() call, not one for the iteration.
+ * Over calls, asyncio.wait(return_when=FIRST_COMPLETED) is one next() with
+ * a deadline; ALL_COMPLETED and FIRST_EXCEPTION are eddy_gather's two modes
+ * (over tasks already spawned: eddy_wait). Differs from asyncio: results
+ * come as (index, value) pairs rather than awaitables, and a timeout is a
+ * deadline per next() call, not one for the iteration.
  */
 struct eddy_as_completed;
 
@@ -396,13 +407,75 @@ EDDY_API int eddy_as_completed_next(struct eddy_as_completed *ac, size_t *index,
  * waited for); -ETIMEDOUT. Suspends: yes. */
 EDDY_API int eddy_as_completed_stop(struct eddy_as_completed *ac);
 
-/* ---- wait_for (asyncio.wait_for) and shield ---------------------------------
+/* ---- wait (asyncio.wait) -----------------------------------------------------
+ * Waits until a set of tasks reaches a condition, or until deadline_ns, and
+ * reports which tasks are done:
+ *   EDDY_WAIT_ALL_COMPLETED    every task has finished;
+ *   EDDY_WAIT_FIRST_COMPLETED  at least one has finished;
+ *   EDDY_WAIT_FIRST_FAILURE    one has finished with a negative result, or
+ *                              all have finished (asyncio's FIRST_EXCEPTION).
+ *   bool done[3];
+ *   int n_done = eddy_wait(tasks, 3, EDDY_WAIT_FIRST_COMPLETED, deadline, done);
+ *   // done[i]: join tasks[i] (it does not suspend) or read eddy_task_result;
+ *   // the others still run: wait again, cancel them, or detach them.
+ * Like asyncio.wait, it never cancels the tasks, and the deadline passing is
+ * not an error: the call returns the number done, and the caller compares
+ * it with what it waited for. Differs from asyncio: an empty set returns 0
+ * at once (asyncio raises ValueError), and the tasks are handles, which stay
+ * valid (nothing is joined).
+ * While it waits, the caller counts as each unfinished task's joiner: another
+ * task's eddy_task_join or eddy_wait of one of them returns -EBUSY, and
+ * eddy_task_detach -EINVAL. A task that has finished is not guarded that
+ * way (eddy_task_join of a finished task does not wait, so it does not
+ * check): as with any handle, no other task may join or detach a task of
+ * the set until eddy_wait has returned.
+ */
+enum eddy_wait_when {
+    EDDY_WAIT_ALL_COMPLETED,
+    EDDY_WAIT_FIRST_COMPLETED,
+    EDDY_WAIT_FIRST_FAILURE,
+};
+
+/*
+ * tasks: borrowed, n handles of tasks of the caller's loop (duplicates are
+ * allowed). done: caller memory for n flags, may be NULL; written in every
+ * case but -EINVAL / -EDEADLK / -EBUSY, with the state at return.
+ * Returns: the number of tasks done (>= 0), when the condition is met or
+ * deadline_ns has passed; -ECANCELED; -ETIMEDOUT (an enclosing timeout
+ * scope); -ENOMEM (the deadline timer); -EINVAL outside a task, for NULL
+ * tasks (n > 0) or a NULL entry, a handle that is not a live task of this
+ * loop, a detached task, or an unknown `when`; -EDEADLK when the caller is
+ * in the set; -EBUSY when a task is being joined by another task.
+ * A condition already met returns at once, without suspending, even when
+ * the caller is cancelled. Suspends: yes.
+ */
+EDDY_API int eddy_wait(struct eddy_task *const *tasks, size_t n, enum eddy_wait_when when,
+                       int64_t deadline_ns, bool *done);
+
+/* ---- wait_for (asyncio.wait_for) and shield (asyncio.shield) -----------------
  * eddy_wait_for joins task with a deadline; when the deadline passes first,
  * it cancels the task and waits for it to finish (asyncio.wait_for).
- * asyncio.shield has no function here: eddy_task_join never cancels the task
- * it waits for, so a join that ends with -ECANCELED or -ETIMEDOUT already
- * leaves the task running (join it again later, or detach it).
+ * eddy_shield_join is asyncio.wait_for(asyncio.shield(task), timeout): a join
+ * with a deadline that never cancels the task. When it ends with -ETIMEDOUT
+ * or -ECANCELED, the task keeps running and the handle stays valid: join it
+ * again later, or detach it to let it finish on its own:
+ *   rc = eddy_shield_join(save_task, deadline, &r);
+ *   if (rc == -ETIMEDOUT || rc == -ECANCELED)
+ *       eddy_task_detach(save_task);    // the save completes in the background
+ * For cleanup code that must block after a cancellation or an expired
+ * timeout, see the shield scope, eddy_shield_enter in eddy/reactor.h.
  */
+
+/*
+ * Joins task, waiting at most until deadline_ns (and any enclosing timeout
+ * scope). result (may be NULL) receives the task's return value when the
+ * call returns 0; the handle is consumed only then.
+ * Returns: 0; -ETIMEDOUT (deadline_ns or a timeout scope: the task runs on);
+ * -ECANCELED (the caller was cancelled: the task runs on); -EDEADLK for the
+ * calling task itself; -EBUSY when another task joins it; -EINVAL as
+ * eddy_task_join (NULL task, outside a task...). Suspends: yes.
+ */
+EDDY_API int eddy_shield_join(struct eddy_task *task, int64_t deadline_ns, intptr_t *result);
 
 /*
  * Joins task (which must not be joined elsewhere); on deadline_ns, cancels
@@ -414,6 +487,43 @@ EDDY_API int eddy_as_completed_stop(struct eddy_as_completed *ac);
  * for); -EINVAL as eddy_task_join. Suspends: yes.
  */
 EDDY_API int eddy_wait_for(struct eddy_task *task, int64_t deadline_ns, intptr_t *result);
+
+/* ---- gather with a concurrency limit (the Semaphore(k) idiom) -----------------
+ *   sem = asyncio.Semaphore(k)
+ *   async def limited(c):
+ *       async with sem: return await c
+ *   results = await asyncio.gather(*(limited(c) for c in calls), return_exceptions=True)
+ * eddy_gather_limited runs the n calls with at most `limit` of them running
+ * at once, starting them in call order; results[i] receives call i's return
+ * value. It spawns min(limit, n) worker tasks that take the next call when
+ * they finish one, so n calls cost `limit` stacks, not n.
+ *   EDDY_GATHER_ALL        every call runs; failures (negative results) are
+ *                          kept in results; returns 0.
+ *   EDDY_GATHER_FAIL_FAST  the first failure stops the start of new calls and
+ *                          cancels the running ones; returns that failure.
+ * Calls that never started get -ECANCELED in results. Cancelling the caller,
+ * or an enclosing timeout scope expiring, stops the start of new calls and
+ * cancels the running ones; then it waits for them inside a shield, so
+ * results is complete when it returns. Differs from eddy_gather, which
+ * detaches its tasks after an expired scope: here the calls are always
+ * finished at return (so a call that ignores its cancellation delays the
+ * return). Each worker runs calls one after another: a call must not leave
+ * its task cancelled (an eddy_task_cancel of the current task) or a scope
+ * open; a worker left cancelled takes no further call.
+ */
+
+/*
+ * calls: borrowed, read until the call returns (each arg retained until its
+ * call returns). results: caller memory for n values, every one written.
+ * Returns: 0 (n == 0 returns 0 at once); in FAIL_FAST mode the first failure;
+ * -ECANCELED (a caller already cancelled runs no call); -ETIMEDOUT (an
+ * enclosing timeout scope); -ENOMEM (a worker could not be spawned: no call
+ * runs, every result is -ECANCELED, the workers already spawned are waited
+ * for); -EINVAL outside a task, for NULL calls or results, a limit of 0 or
+ * an unknown mode. Suspends: yes.
+ */
+EDDY_API int eddy_gather_limited(const struct eddy_call *calls, size_t n, size_t limit,
+                                 intptr_t *results, enum eddy_gather_mode mode);
 
 /* ---- task groups (asyncio.TaskGroup) ---------------------------------------
  * A group owns the tasks spawned into it. eddy_group_join waits until every
@@ -482,6 +592,83 @@ EDDY_API int eddy_retry(eddy_retry_fn *fn, void *arg, const struct eddy_retry_op
 /* The delay before attempt `attempt + 1` after `attempt` failures, before
  * jitter (exposed for tests and logs). Suspends: no. */
 EDDY_API int64_t eddy_retry_delay_ns(const struct eddy_retry_opts *opts, unsigned attempt);
+
+/* ---- per-operation metrics ---------------------------------------------------
+ * Counts and latencies of one operation (a query, a request handler), for a
+ * service to read (the guides' performance monitor):
+ *   static struct eddy_metrics db_query;        // eddy_metrics_init once
+ *   int64_t t0 = eddy_clock_ns();
+ *   intptr_t rc = run_query(...);
+ *   eddy_metrics_record(&db_query, t0, rc);     // rc < 0 counts as an error
+ *   ...
+ *   struct eddy_metrics_snapshot s;
+ *   eddy_metrics_snapshot(&db_query, &s);       // calls, errors, mean, p99...
+ * Latencies go into a fixed log-linear histogram inside the struct: exact
+ * below 32 ns, then 16 buckets per power of two, so a percentile is reported
+ * as the upper end of its bucket, at most 1/16 (6.25%) above the true value,
+ * and never above the largest latency seen. Values from 2^40 ns (about 18
+ * minutes) up share the last bucket, whose percentiles read as the largest
+ * latency seen. Recording costs a clock read (record and call) and a few
+ * additions; nothing is allocated per sample. min, max, total and mean are
+ * exact (total saturates at INT64_MAX).
+ * The struct is caller memory (about 4.8 KiB); its fields are private.
+ * Thread rules: none inside; use one struct from one thread (one per loop,
+ * merged with eddy_metrics_merge for a process-wide view), or read it from
+ * another thread through eddy_loop_post.
+ */
+#define EDDY_METRICS_BUCKETS 592
+
+struct eddy_metrics {
+    uint64_t _calls;
+    uint64_t _errors;
+    int64_t _total_ns;
+    int64_t _min_ns;
+    int64_t _max_ns;
+    uint64_t _buckets[EDDY_METRICS_BUCKETS];
+};
+
+struct eddy_metrics_snapshot {
+    uint64_t calls;
+    uint64_t errors;
+    int64_t total_ns; /* sum of the latencies */
+    int64_t mean_ns;  /* total / calls, rounded down; 0 without calls */
+    int64_t min_ns;   /* 0 without calls */
+    int64_t max_ns;
+    int64_t p50_ns; /* percentiles: see above for their precision */
+    int64_t p90_ns;
+    int64_t p99_ns;
+};
+
+/* Makes m empty (also to reset it). Returns: 0; -EINVAL for NULL.
+ * Suspends: no. */
+EDDY_API int eddy_metrics_init(struct eddy_metrics *m);
+/* Records one call that took latency_ns and failed or not.
+ * Returns: 0; -EINVAL for NULL m or a negative latency. Suspends: no. */
+EDDY_API int eddy_metrics_observe(struct eddy_metrics *m, int64_t latency_ns, bool failed);
+/* Records one call that started at start_ns (an eddy_clock_ns() reading)
+ * and ends now; result < 0 counts as an error. A start in the future
+ * (another clock) is recorded as 0 ns. Returns: 0; -EINVAL for NULL m.
+ * Suspends: no. */
+EDDY_API int eddy_metrics_record(struct eddy_metrics *m, int64_t start_ns, intptr_t result);
+/*
+ * Calls fn(arg) in the calling context (a task, if fn blocks) and records it
+ * (a negative result is an error). result (may be NULL) receives fn's return
+ * value. arg: borrowed. Returns: 0 when fn returned >= 0; fn's result when
+ * negative (clamped to INT_MIN); -EINVAL for NULL m or fn (fn is not
+ * called). Suspends: when fn does.
+ */
+EDDY_API int eddy_metrics_call(struct eddy_metrics *m, eddy_task_fn *fn, void *arg,
+                               intptr_t *result);
+/* Fills *out (caller memory) from m. Returns: 0; -EINVAL for NULL.
+ * Suspends: no. */
+EDDY_API int eddy_metrics_snapshot(const struct eddy_metrics *m, struct eddy_metrics_snapshot *out);
+/* The latency below which a fraction q (0 to 1) of the calls fall (q = 0.99:
+ * p99), precise as described above; 0 without calls. Returns: the latency
+ * in ns (>= 0); -EINVAL for NULL m or q outside [0, 1]. Suspends: no. */
+EDDY_API int64_t eddy_metrics_percentile_ns(const struct eddy_metrics *m, double q);
+/* Adds from's calls into into (from: borrowed, unchanged). Returns: 0;
+ * -EINVAL for NULL. Suspends: no. */
+EDDY_API int eddy_metrics_merge(struct eddy_metrics *into, const struct eddy_metrics *from);
 
 #ifdef __cplusplus
 }

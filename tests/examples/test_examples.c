@@ -97,3 +97,59 @@ EDDY_TEST(examples, retry_backs_off_until_the_flaky_operation_succeeds)
                            "attempt 4: ok\n"
                            "fetched with status 200\n");
 }
+
+EDDY_TEST(examples, wait_for_cancels_the_slow_task_and_a_shielded_task_runs_on)
+{
+    check_example("wait_for", "fast: started\n"
+                              "fast: finished\n"
+                              "fast: in time, result 42\n"
+                              "slow: started\n"
+                              "slow: cancelled while sleeping\n"
+                              "slow: timed out after 50 ms; its cleanup ran before wait_for "
+                              "returned\n"
+                              "save: started\n"
+                              "save: the wait timed out after 10 ms, the task is still running\n"
+                              "save: finished\n"
+                              "save: result 42\n");
+}
+
+EDDY_TEST(examples, background_cancel_flushes_inside_a_shield_after_the_cancel)
+{
+    check_example("background_cancel",
+                  "writer: buffered record 1\n"
+                  "writer: buffered record 2\n"
+                  "writer: buffered record 3\n"
+                  "main: shutting down, cancelling the writer\n"
+                  "writer: cancelled with 3 records buffered\n"
+                  "writer: outside a shield, a sleep fails at once: ECANCELED: the task was "
+                  "cancelled\n"
+                  "writer: flushed record 1\n"
+                  "writer: flushed record 2\n"
+                  "writer: flushed record 3\n"
+                  "writer: flush done, leaving\n"
+                  "main: the writer ended with ECANCELED: the task was cancelled; 3 of 3 "
+                  "records flushed\n");
+}
+
+EDDY_TEST(examples, task_queue_returns_each_result_through_its_future)
+{
+    check_example("task_queue", "submitted 8 jobs to 3 workers\n"
+                                "job 0: 0\n"
+                                "job 1: 1\n"
+                                "job 2: 4\n"
+                                "job 3: 9\n"
+                                "job 4: 16\n"
+                                "job 5: 25\n"
+                                "job 6: 36\n"
+                                "job 7: failed (ERANGE: result out of range)\n"
+                                "queue closed; the workers handled 8 jobs in all\n");
+}
+
+EDDY_TEST(examples, perf_monitor_counts_calls_and_errors_per_operation)
+{
+    check_example("perf_monitor", "operation    calls errors\n"
+                                  "fetch_user      20      4\n"
+                                  "  min <= mean <= max and p50 <= p99 <= max: yes\n"
+                                  "save_order       6      1\n"
+                                  "  min <= mean <= max and p50 <= p99 <= max: yes\n");
+}
