@@ -197,9 +197,10 @@ EDDY_API int eddy_task_join(struct eddy_task *t, intptr_t *result)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
+    /* Also when t is done: its joiner may be woken and not have run yet. */
+    if (t->joiner && t->joiner != self)
+        return -EBUSY;
     if (t->state != EDDY__TASK_DONE) {
-        if (t->joiner && t->joiner != self)
-            return -EBUSY;
         t->joiner = self;
         int rc = eddy__task_park(self, EDDY_DEADLINE_NEVER);
         t->joiner = NULL;

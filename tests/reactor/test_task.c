@@ -911,3 +911,56 @@ EDDY_TEST(task, running_out_of_stack_memory_returns_enomem_and_the_loop_keeps_ru
     eddy_assert_child_ok(child);
     cr_expect(strncmp(child.first_line, "spawned ", 8) == 0, "%s", child.first_line);
 }
+
+/* ---- a second joiner of a finished task whose joiner has not run yet ---- */
+
+struct late_joiners {
+    struct eddy_task *target;
+    int first_rc, second_rc;
+    intptr_t first_result;
+};
+
+static intptr_t finishes_after_a_yield(void *arg)
+{
+    (void)arg;
+    eddy_task_yield();
+    return 42;
+}
+
+static intptr_t early_joiner(void *arg)
+{
+    struct late_joiners *j = arg;
+    j->first_rc = eddy_task_join(j->target, &j->first_result);
+    return 0;
+}
+
+static intptr_t late_joiner(void *arg)
+{
+    struct late_joiners *j = arg;
+    /* Runs after the target finished and woke the first joiner, before
+     * that joiner ran. */
+    eddy_task_yield();
+    j->second_rc = eddy_task_join(j->target, NULL);
+    return 0;
+}
+
+static intptr_t join_race_main(void *arg)
+{
+    struct late_joiners *j = arg;
+    struct eddy_task *a, *b;
+    cr_assert_eq(eddy_task_spawn(early_joiner, j, NULL, &a), 0);
+    cr_assert_eq(eddy_task_spawn(finishes_after_a_yield, NULL, NULL, &j->target), 0);
+    cr_assert_eq(eddy_task_spawn(late_joiner, j, NULL, &b), 0);
+    cr_assert_eq(eddy_task_join(a, NULL), 0);
+    cr_assert_eq(eddy_task_join(b, NULL), 0);
+    return 0;
+}
+
+EDDY_TEST(task, a_second_join_of_a_task_already_being_joined_is_ebusy_even_once_it_finished)
+{
+    struct late_joiners j = {.first_rc = 1, .second_rc = 1};
+    rt_run(join_race_main, &j);
+    cr_expect_eq(j.first_rc, 0);
+    cr_expect_eq(j.first_result, 42);
+    cr_expect_eq(j.second_rc, -EBUSY, "%s", eddy_strerror(j.second_rc));
+}
