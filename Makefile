@@ -81,6 +81,34 @@ TEST_SRCS := $(filter-out tests/tsan/%,$(wildcard tests/*/test_*.c)) \
 TEST_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(TEST_SRCS))
 TEST_BIN := $(BUILD)/tests/eddy-tests
 
+# ---- http parser fuzzing (tests/fuzz/) -------------------------------------------
+# The fuzz target is linked into the Criterion binary too: there
+# tests/fuzz/test_fuzz_replay.c replays tests/fuzz/corpus and
+# tests/fuzz/regression on every `make test` (and asan, valgrind).
+# `make fuzz FUZZ_SECONDS=60` builds the same target with clang's libFuzzer
+# and ASan+UBSan from the parser's sources alone, and runs it: new inputs go
+# to build/fuzz/corpus, a crashing input to build/fuzz/crash-* (copy it into
+# tests/fuzz/regression so that every later `make test` replays it).
+TEST_SRCS += tests/fuzz/fuzz_http_parse.c
+TEST_OBJS += $(BUILD)/obj/tests/fuzz/fuzz_http_parse.c.o
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_BIN := build/fuzz/fuzz_http_parse
+FUZZ_SRCS := http/parse.c $(wildcard http/scan_*.c) tests/fuzz/fuzz_http_parse.c
+FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -I. -fno-omit-frame-pointer \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+.PHONY: fuzz
+$(FUZZ_BIN): $(FUZZ_SRCS) http/internal.h include/eddy/http.h include/eddy/common.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
+fuzz:
+	@scripts/deps.sh fuzz
+	$(MAKE) $(FUZZ_BIN)
+	@mkdir -p build/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=build/fuzz/ \
+	  build/fuzz/corpus tests/fuzz/corpus tests/fuzz/regression
+# ---- end of http parser fuzzing ----------------------------------------------------
+
 # The cross-thread cases under ThreadSanitizer, a standalone TAP driver,
 # because Criterion cannot start under TSan (Snaipe/Criterion issue #274).
 TSAN_SRCS := $(wildcard tests/tsan/*.c)

@@ -3,7 +3,7 @@
 # As root it runs apt-get itself (apt-get update once, on a fresh machine);
 # otherwise it prints the exact command and fails.
 # Usage: scripts/deps.sh GROUP... where GROUP is build, test, bench,
-# format, jemalloc, mimalloc or libc.
+# format, fuzz, cross, jemalloc, mimalloc or libc.
 set -eu
 pkgs=""
 for group in "$@"; do
@@ -16,6 +16,7 @@ for group in "$@"; do
         cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
         test) pkgs="$pkgs libcriterion-dev valgrind python3" ;;
         bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3" ;;
+        fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
 done

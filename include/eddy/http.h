@@ -98,7 +98,7 @@ struct eddy_http_request {
     size_t path_len;
     const char *query; /* after '?', or NULL */
     size_t query_len;
-    int version_minor; /* HTTP/1.<version_minor>: 0 or 1 */
+    int version_minor;                /* HTTP/1.<version_minor>: 0 or 1 */
     struct eddy_http_header *headers; /* the caller's array, filled */
     size_t nheaders;
     const char *host; /* the Host header's value, or NULL */
