@@ -105,14 +105,16 @@ ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int
         total += iov[i].iov_len;
     }
     /* A scratch copy, because partial writes advance the entries. */
+    size_t count = (size_t)iovcnt;
     struct iovec small[16];
     struct iovec *v = small;
-    if (iovcnt > (int)(sizeof(small) / sizeof(small[0]))) {
-        v = eddy__malloc((size_t)iovcnt * sizeof(*v));
+    if (count > sizeof(small) / sizeof(small[0])) {
+        v = eddy__malloc(count * sizeof(*v));
         if (!v)
             return -ENOMEM;
     }
-    memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+    if (count > 0)
+        memcpy(v, iov, count * sizeof(*v));
     int first = 0;
     iov_advance(v, &first, iovcnt, 0); /* skip leading empty entries */
     size_t left = total;

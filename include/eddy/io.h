@@ -124,10 +124,10 @@ EDDY_API uint16_t eddy_addr_port(const struct eddy_addr *addr);
 /* ---- stream sockets: TCP over IPv4/IPv6, Unix --------------------------- */
 
 struct eddy_listen_opts {
-    int backlog;     /* 0: SOMAXCONN */
-    bool reuseport;  /* SO_REUSEPORT: one listener per loop on the same port */
-    bool v6only;     /* IPV6_V6ONLY on an IPv6 listener (default: dual stack) */
-    bool keep_unix;  /* do not unlink an existing Unix socket file first */
+    int backlog;    /* 0: SOMAXCONN */
+    bool reuseport; /* SO_REUSEPORT: one listener per loop on the same port */
+    bool v6only;    /* IPV6_V6ONLY on an IPv6 listener (default: dual stack) */
+    bool keep_unix; /* do not unlink an existing Unix socket file first */
 };
 
 /*
