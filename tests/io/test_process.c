@@ -11,14 +11,16 @@
  * as sources, cwd and environment, the child's signal mask, dispositions
  * and inherited fds; communicate with several MiB on stdin, stdout and
  * stderr at once, a child that closes stdin early, the output limit, a
- * timeout scope and cancellation; eddy_process_run; and many processes
- * from many tasks at once. The exit-watching tests run twice: with a pidfd
+ * timeout scope and cancellation; eddy_process_run; many processes from
+ * many tasks at once; and a line-by-line dialogue with python3 through
+ * buffered streams over the pipes. The exit-watching tests run twice: with a pidfd
  * and with the waitpid polling used where pidfd_open is missing.
  *
  * Under Valgrind the children themselves are not traced (they are system
  * programs, and tracing python3 would take minutes); eddy's code between
  * vfork and exec still runs under it.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1165,4 +1167,55 @@ PROC_TEST(many_tasks_run_their_own_subprocesses_at_once_when_exits_are_polled)
     eddy__process_use_pidfd(false);
     cr_assert_eq(rt_run(many_processes, NULL), 0);
     cr_expect(no_children());
+}
+
+/* ---- streams over the pipes ---------------------------------------------------------- */
+
+static intptr_t dialogue(void *arg)
+{
+    (void)arg;
+    /* A line-by-line dialogue with python3: each line sent gets its answer
+     * before the next is written, so neither side could buffer it all. */
+    const char *argv[] = {PYTHON, "-u", "-c",
+                          "import sys\n"
+                          "for line in sys.stdin:\n"
+                          "    print(line.strip().upper(), len(line.strip()))\n"
+                          "print('done')\n",
+                          NULL};
+    struct eddy_process_opts o = piped(true, true, false);
+    struct eddy_process *p = spawn_ok(argv, &o);
+    struct eddy_stream *in, *out;
+    cr_assert_eq(eddy_stream_open(eddy_process_take_fd(p, 0), NULL, &in), 0);
+    /* stdout stays owned by the process: the stream only borrows it. */
+    struct eddy_stream_opts borrow = EDDY_STREAM_OPTS_DEFAULT;
+    borrow.own_fd = false;
+    cr_assert_eq(eddy_stream_open(eddy_process_fd(p, 1), &borrow, &out), 0);
+    char line[128], expected[128];
+    static const char *const words[] = {"alpha", "beta", "gamma delta", "x"};
+    for (size_t i = 0; i < 4; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "%s\n", words[i]);
+        cr_assert_eq(eddy_stream_write(in, msg, (size_t)n), n);
+        cr_assert_eq(eddy_stream_flush(in), 0);
+        ssize_t got = eddy_stream_read_line(out, line, sizeof(line));
+        cr_assert_gt(got, 0, "read_line: %s", eddy_strerror((int)got));
+        size_t wlen = strlen(words[i]);
+        for (size_t k = 0; k < wlen; k++)
+            expected[k] = (char)toupper((unsigned char)words[i][k]);
+        snprintf(expected + wlen, sizeof(expected) - wlen, " %zu\n", wlen);
+        cr_expect_str_eq(line, expected);
+    }
+    cr_assert_eq(eddy_stream_close(in), 0, "end of input");
+    cr_expect_gt(eddy_stream_read_line(out, line, sizeof(line)), 0);
+    cr_expect_str_eq(line, "done\n");
+    cr_expect_eq(eddy_stream_read_line(out, line, sizeof(line)), -ENODATA, "end of output");
+    eddy_stream_close(out);
+    cr_expect_eq(wait_rc(p), 0);
+    eddy_process_destroy(p);
+    return 0;
+}
+
+PROC_TEST(streams_over_the_pipes_hold_a_line_by_line_dialogue_with_python)
+{
+    cr_assert_eq(rt_run(dialogue, NULL), 0);
 }
