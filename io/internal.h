@@ -23,4 +23,10 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
  * copied into a scratch array of its own. */
 ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
 
+/* ---- io/process.c ----------------------------------------------------------- */
+
+/* Tests only: false makes later spawns poll waitpid as on a kernel without
+ * pidfd_open; true probes pidfd_open again at the next spawn. */
+void eddy__process_use_pidfd(bool on);
+
 #endif

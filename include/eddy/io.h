@@ -358,6 +358,228 @@ EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t 
 /* ---- files ------------------------------------------------------------------ */
 
 /* ---- pipes and subprocesses ------------------------------------------------ */
+/*
+ * Pipes are plain non-blocking, close-on-exec fds: read them with
+ * eddy_fd_read, write them with eddy_pipe_write_all, or wrap them in a
+ * stream with eddy_stream_open.
+ *
+ * SIGPIPE: write(2) to a pipe whose reader has gone raises SIGPIPE, whose
+ * default action ends the process; only sockets have MSG_NOSIGNAL. eddy
+ * never changes the process's signal dispositions. Its own pipe writes
+ * (eddy_pipe_write_all, and so eddy_process_communicate) block SIGPIPE in
+ * the calling thread around each write(2) and consume the SIGPIPE that
+ * write raised, so they return -EPIPE instead; this costs three syscalls
+ * per write(2). eddy_fd_write, eddy_fd_write_all and streams over pipes do
+ * not: a program that writes to pipes through them either ignores SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN), as most servers do: children started here get
+ * the default action back) or keeps the readers alive.
+ */
+
+/* Creates a pipe (pipe2): fds[0] the read end, fds[1] the write end, both
+ * non-blocking and close-on-exec. Returns: 0; -EINVAL for NULL; -EMFILE;
+ * -ENFILE. Suspends: no. */
+EDDY_API int eddy_pipe(int fds[2]);
+
+/*
+ * As eddy_fd_write_all for the write end of a pipe (or any non-socket fd),
+ * without SIGPIPE (see above): a reader that has gone gives -EPIPE. When the
+ * calling thread already blocks SIGPIPE, a SIGPIPE raised is left pending,
+ * as a plain write would leave it. Returns: len; -EPIPE; -EBADF;
+ * -ECANCELED; -ETIMEDOUT; -EINVAL (len above SSIZE_MAX); other -errno of
+ * write, after which an unknown prefix was written. buf: borrowed.
+ * Suspends: yes.
+ */
+EDDY_API ssize_t eddy_pipe_write_all(int fd, const void *buf, size_t len);
+
+/*
+ * Subprocesses (asyncio.create_subprocess_exec):
+ *
+ *   const char *argv[] = {"sort", "-r", NULL};
+ *   struct eddy_process_opts o = EDDY_PROCESS_OPTS_DEFAULT;
+ *   o.stdin_mode = o.stdout_mode = EDDY_STDIO_PIPE;
+ *   struct eddy_process *p;
+ *   int rc = eddy_process_spawn(argv, &o, &p);
+ *   if (rc < 0) return rc;                    // -ENOENT, -EACCES, -ENOEXEC...
+ *   struct eddy_process_output out;
+ *   rc = eddy_process_communicate(p, "b\na\n", 4, 1 << 20, &out);
+ *   // out.out_buf is "b\na\n", out.returncode 0
+ *   eddy_process_output_fini(&out);
+ *   eddy_process_destroy(p);
+ *
+ * Spawning uses posix_spawn (glibc's is a vfork-style clone followed by
+ * exec: cheap in a big process, and an exec failure comes back as its
+ * errno). The child starts with an empty signal mask and SIGPIPE and
+ * SIGXFSZ at their default action, whatever the loop's thread blocks or
+ * the process ignores (as Python's subprocess does); other dispositions
+ * and the resource limits are inherited. Every fd eddy creates is
+ * close-on-exec, so the child gets only its three standard fds (plus any
+ * fd the program left inheritable).
+ *
+ * Exit: the process is watched through a pidfd (pidfd_open, Linux 5.3),
+ * which becomes readable in the loop's epoll when the child exits, so no
+ * SIGCHLD handler is involved. The program must not reap eddy's children
+ * behind its back (waitpid(-1), SIGCHLD set to SIG_IGN): waits then give
+ * -ECHILD. The exit status is reported as Python's Popen.returncode: the
+ * exit code 0..255, or -N when signal N killed the process.
+ *
+ * Pipes: each standard fd set to EDDY_STDIO_PIPE gets a pipe whose parent
+ * end is non-blocking and close-on-exec (the child's end is blocking, as
+ * programs expect). The process owns these ends until eddy_process_take_fd
+ * transfers one; eddy_process_destroy closes the ones it still owns.
+ *
+ * Thread rules: a process belongs to the loop whose tasks wait on it;
+ * spawn, poll, kill and destroy need no task.
+ */
+struct eddy_process;
+
+/* What a child's standard fd is connected to. */
+enum eddy_stdio {
+    EDDY_STDIO_INHERIT = 0, /* the parent's same fd */
+    EDDY_STDIO_PIPE,        /* a new pipe to the parent (eddy_process_fd) */
+    EDDY_STDIO_NULL,        /* /dev/null */
+    EDDY_STDIO_FD,          /* the fd given in the opts (borrowed during spawn) */
+    EDDY_STDIO_STDOUT,      /* stderr only: wherever stdout goes (2>&1) */
+};
+
+struct eddy_process_opts {
+    enum eddy_stdio stdin_mode, stdout_mode, stderr_mode;
+    int stdin_fd, stdout_fd, stderr_fd; /* for EDDY_STDIO_FD */
+    const char *cwd;                    /* NULL: the parent's working directory */
+    char *const *env;                   /* "NAME=value" array ending in NULL; NULL: environ */
+};
+
+/* Every fd inherited, the parent's cwd and environment (opts NULL). */
+#define EDDY_PROCESS_OPTS_DEFAULT                                                                  \
+    ((struct eddy_process_opts){.stdin_mode = EDDY_STDIO_INHERIT,                                  \
+                                .stdout_mode = EDDY_STDIO_INHERIT,                                 \
+                                .stderr_mode = EDDY_STDIO_INHERIT,                                 \
+                                .stdin_fd = -1,                                                    \
+                                .stdout_fd = -1,                                                   \
+                                .stderr_fd = -1,                                                   \
+                                .cwd = NULL,                                                       \
+                                .env = NULL})
+
+/*
+ * Starts argv[0] with arguments argv (ending in NULL). A name without '/'
+ * is searched in the parent's PATH (execvp rules; a file without a #! line
+ * that is not a binary fails with -ENOEXEC rather than running under sh).
+ * opts (NULL: EDDY_PROCESS_OPTS_DEFAULT) picks the standard fds, the
+ * working directory and the environment.
+ * Returns: 0 with *out set; the exec's failure: -ENOENT (no such program,
+ * or no such cwd), -EACCES (not executable, or a directory), -ENOEXEC (not
+ * an executable format), -E2BIG, -ENOTDIR, -ETXTBSY...; -EINVAL (NULL or
+ * empty argv, bad mode, EDDY_STDIO_STDOUT for stdin or stdout, a negative
+ * fd with EDDY_STDIO_FD); -EMFILE/-ENFILE; -ENOMEM; -EAGAIN (process limit);
+ * -ENOSYS on a kernel without pidfd_open. Nothing is left behind on failure
+ * (no fd, no zombie). argv, opts and what they point to: borrowed.
+ * Suspends: no. Thread rules: any thread with a loop or none.
+ */
+EDDY_API int eddy_process_spawn(const char *const argv[], const struct eddy_process_opts *opts,
+                                struct eddy_process **out);
+
+/*
+ * Kills the process with SIGKILL unless it has been reaped, reaps it
+ * (blocking the thread until the kernel has ended it: microseconds, unless
+ * the child is stuck in uninterruptible sleep), closes the pipe ends the
+ * process still owns and its pidfd with eddy_fd_close (tasks parked on them
+ * get -EBADF), and frees p. So no zombie is left: to let a child outlive
+ * its eddy_process, start a program that detaches itself (setsid, double
+ * fork). A task parked in eddy_process_wait on p returns -EBADF and does not
+ * touch p again. NULL is a no-op. Suspends: no.
+ */
+EDDY_API void eddy_process_destroy(struct eddy_process *p);
+
+/* The child's process id (still valid after exit until destroy; do not
+ * signal it with kill(2), which could reach a recycled pid: use
+ * eddy_process_kill). Suspends: no. */
+EDDY_API pid_t eddy_process_pid(const struct eddy_process *p);
+
+/* The parent's end of the pipe to the child's standard fd child_fd (0, 1
+ * or 2), still owned by p. Returns: the fd; -EBADF when that fd is not a
+ * pipe, or was taken or closed; -EINVAL for another child_fd.
+ * Suspends: no. */
+EDDY_API int eddy_process_fd(const struct eddy_process *p, int child_fd);
+
+/* As eddy_process_fd, transferring the fd to the caller (who closes it with
+ * eddy_fd_close, or hands it to eddy_stream_open). Suspends: no. */
+EDDY_API int eddy_process_take_fd(struct eddy_process *p, int child_fd);
+
+/* Closes the parent's end of the pipe to child_fd with eddy_fd_close:
+ * closing stdin is how the child sees end of input. Returns: 0; -EBADF
+ * (not a pipe, or taken or closed already); -EINVAL. Suspends: no. */
+EDDY_API int eddy_process_close_fd(struct eddy_process *p, int child_fd);
+
+/*
+ * Waits until the process exits and stores its returncode (exit code, or
+ * -signal) in *returncode (may be NULL). Every task waiting on the process
+ * is woken at its exit and gets the same code; once reaped, the code is
+ * returned at once. timeout_ns < 0 waits without limit beyond the task's
+ * timeout scope.
+ * Returns: 0; -ETIMEDOUT (timeout_ns or a scope: the process keeps
+ * running); -ECANCELED (idem); -EBADF when p was destroyed while waiting;
+ * -ECHILD when something else reaped the child; -EINVAL outside a task or
+ * for NULL. Suspends: yes.
+ */
+EDDY_API int eddy_process_wait(struct eddy_process *p, int64_t timeout_ns, int *returncode);
+
+/* Checks without waiting (Popen.poll): reaps the process when it has
+ * exited. Returns: 0 with *returncode set (may be NULL); -EAGAIN while it
+ * runs; -ECHILD; -EINVAL. Suspends: no. */
+EDDY_API int eddy_process_poll(struct eddy_process *p, int *returncode);
+
+/* Sends signal sig (pidfd_send_signal: never a recycled pid). sig 0 checks
+ * that the process can be signalled. Returns: 0 (also for a child that has
+ * exited and is not yet reaped: the signal has no effect); -ESRCH once it
+ * has been reaped; -EINVAL (bad signal, NULL); -EPERM. Suspends: no. */
+EDDY_API int eddy_process_kill(struct eddy_process *p, int sig);
+
+/* What eddy_process_communicate collected. The buffers are NUL-terminated
+ * (the NUL is not counted) and allocated with eddy_malloc; NULL (length 0)
+ * for a standard fd that was not a pipe. */
+struct eddy_process_output {
+    char *out_buf;
+    size_t out_len;
+    char *err_buf;
+    size_t err_len;
+    int returncode;
+};
+
+/*
+ * Popen.communicate: writes input_len bytes of input to the child's stdin
+ * and closes it, reads its stdout and stderr until end of file, all three
+ * at once (helper tasks, so a child that fills one pipe while the parent
+ * writes another cannot deadlock), then waits for the exit. Each of
+ * stdout and stderr may bring at most max_output_bytes. The pipes it used
+ * are closed afterwards (eddy_process_fd then gives -EBADF). A child that
+ * closes its stdin early is not an error: the rest of the input is
+ * dropped, and no SIGPIPE is raised (see above). A grandchild that keeps
+ * stdout open keeps the call waiting, as in Python. Bound it with a timeout
+ * scope (eddy_timeout_enter).
+ * Returns: 0 with *out filled (free with eddy_process_output_fini);
+ * -EMSGSIZE when stdout or stderr passed max_output_bytes; -EINVAL (input
+ * given but stdin is not a pipe that p still owns, NULL p or out, outside a
+ * task); -ETIMEDOUT; -ECANCELED; -ENOMEM; read errors. After an error *out
+ * holds no buffers, the pipes are closed (or will be, as the helpers end)
+ * and the process may still run: kill it or destroy it. input: borrowed.
+ * Suspends: yes.
+ */
+EDDY_API int eddy_process_communicate(struct eddy_process *p, const void *input, size_t input_len,
+                                      size_t max_output_bytes, struct eddy_process_output *out);
+
+/* Frees the buffers of out and zeroes it. Suspends: no. */
+EDDY_API void eddy_process_output_fini(struct eddy_process_output *out);
+
+/*
+ * subprocess.run in one call: spawns argv with opts, communicates and
+ * destroys the process (on an error after the spawn, the process is killed
+ * and reaped). opts NULL means stdout and stderr piped, and stdin piped
+ * when input_len > 0, else /dev/null.
+ * Returns: as eddy_process_spawn and eddy_process_communicate.
+ * Suspends: yes.
+ */
+EDDY_API int eddy_process_run(const char *const argv[], const struct eddy_process_opts *opts,
+                              const void *input, size_t input_len, size_t max_output_bytes,
+                              struct eddy_process_output *out);
 
 #ifdef __cplusplus
 }

@@ -512,6 +512,53 @@ EDDY_API int eddy_channel_close(struct eddy_channel *ch);
 EDDY_API size_t eddy_channel_len(struct eddy_channel *ch);
 EDDY_API bool eddy_channel_is_closed(struct eddy_channel *ch);
 
+/* ---- signals ------------------------------------------------------------
+ * Awaiting signals in a task (loop.add_signal_handler, the base of graceful
+ * shutdown), through a signalfd the loop watches like any other fd.
+ *
+ *   static const int stop[] = {SIGINT, SIGTERM};
+ *   int sig = eddy_signal_wait(stop, 2, EDDY_DEADLINE_NEVER);  // SIGTERM...
+ *
+ * The thread-mask rule: a signalfd only receives a signal that is blocked,
+ * and the kernel delivers a process-wide signal (kill(1), Ctrl-C) to any
+ * thread that does not block it, where it runs its handler or default
+ * action (for SIGTERM, SIGINT, SIGHUP: the process ends). So block the
+ * signals in every thread: best in main() before any thread starts, since
+ * threads inherit the mask (the offload workers already block everything).
+ * eddy_signal_wait blocks its signals in the calling thread and leaves them
+ * blocked when it returns, so a signal arriving between two waits stays
+ * pending (it is not lost, and does not kill the process) and the next
+ * wait for it returns at once; unblock it with pthread_sigmask to restore
+ * the default. A signal sent to the loop's thread alone (raise,
+ * pthread_kill) needs only that thread's mask. Standard signals do not
+ * queue: several arrivals before a read are one; real-time signals queue.
+ *
+ * Several waiters: each signal read is handed to every task of the loop
+ * that is waiting for it at that moment (a broadcast: two tasks waiting
+ * for SIGTERM both return SIGTERM); tasks waiting for other signals keep
+ * waiting. The signalfd exists while tasks wait (one per loop, its mask the
+ * union of their signals) and is closed by the last one to leave.
+ *
+ * The child processes of eddy_process_spawn start with an empty mask.
+ * Synchronous signals (SIGSEGV, SIGFPE... caused by the thread itself)
+ * cannot be awaited: the kernel kills the process when they are blocked.
+ */
+
+/*
+ * Parks the current task until one of the n signals in sigs arrives (or is
+ * already pending), until deadline_ns (absolute; EDDY_DEADLINE_NEVER for
+ * none) or a timeout scope passes, or the task is cancelled. Blocks the
+ * signals in the thread's signal mask first (see above). A signal that
+ * arrived is returned even when a cancellation came at the same time (the
+ * cancellation stays pending for the next blocking call).
+ * Returns: the signal number (> 0); -ETIMEDOUT; -ECANCELED; -EINVAL (sigs
+ * NULL, n 0, a number that is not a signal, SIGKILL or SIGSTOP, a signal
+ * glibc reserves for its threads, a call outside a task); -ENOMEM;
+ * -EMFILE/-ENFILE (signalfd). sigs: borrowed. Suspends: yes.
+ * Thread rules: a task of the loop on the calling thread.
+ */
+EDDY_API int eddy_signal_wait(const int *sigs, size_t n, int64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

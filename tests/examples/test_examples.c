@@ -1,12 +1,19 @@
 /*
  * tests/examples/test_examples.c: runs each example program built by make
  * (EDDY_BUILD/examples/NAME; `make test` sets EDDY_BUILD) and compares its
- * whole output and exit status with what the example promises.
+ * whole output and exit status with what the example promises. The
+ * shutdown example gets its signal from here, with kill(2), once it says
+ * it is ready.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/test.h"
 
@@ -152,4 +159,74 @@ EDDY_TEST(examples, perf_monitor_counts_calls_and_errors_per_operation)
                                   "  min <= mean <= max and p50 <= p99 <= max: yes\n"
                                   "save_order       6      1\n"
                                   "  min <= mean <= max and p50 <= p99 <= max: yes\n");
+}
+
+/* Starts the example with its stdout on a pipe, waits for its "ready"
+ * line, sends it sig with kill(2) and returns everything it printed, with
+ * its exit status in *status. */
+static char *run_until_signal(const char *name, int sig, int *status)
+{
+    const char *build = getenv("EDDY_BUILD");
+    cr_assert_not_null(build, "EDDY_BUILD is not set (run the tests through make test)");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/examples/%s", build, name);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    /* Its stderr names its pid for people: not compared, not shown. */
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    char *argv[] = {path, NULL};
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, path, &fa, NULL, argv, environ), 0, "cannot run %s", path);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    bool sent = false;
+    for (;;) {
+        ssize_t n = read(fds[0], out + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = 0;
+        if (!sent && strstr(out, "ready\n")) {
+            cr_assert_eq(kill(pid, sig), 0);
+            sent = true;
+        }
+        if (cap - len < 64)
+            out = realloc(out, cap *= 2);
+    }
+    out[len] = 0;
+    close(fds[0]);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return out;
+}
+
+EDDY_TEST(examples, shutdown_stops_the_server_gracefully_on_sigterm_and_sigint)
+{
+    static const int sigs[] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        int status;
+        char *out = run_until_signal("shutdown", sigs[i], &status);
+        char expected[512];
+        snprintf(expected, sizeof(expected),
+                 "server: 3 workers serving\n"
+                 "ready\n"
+                 "got %s: shutting down\n"
+                 "server: stopping, the workers finish their requests\n"
+                 "server: 3 of 3 workers finished cleanly\n"
+                 "bye\n",
+                 sigs[i] == SIGTERM ? "SIGTERM" : "SIGINT");
+        cr_expect_eq(status, 0, "shutdown ended with %d", status);
+        cr_expect_str_eq(out, expected, "shutdown printed:\n%s", out);
+        free(out);
+    }
 }
