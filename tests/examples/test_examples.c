@@ -230,3 +230,15 @@ EDDY_TEST(examples, shutdown_stops_the_server_gracefully_on_sigterm_and_sigint)
         free(out);
     }
 }
+
+EDDY_TEST(examples, http_server_answers_its_own_client_then_stops)
+{
+    check_example("http_server", "HTTP/1.1 200 OK\n"
+                                 "  Hello, world!\n"
+                                 "HTTP/1.1 200 OK\n"
+                                 "  Hello, eddy!\n"
+                                 "HTTP/1.1 404 Not Found\n"
+                                 "  404 Not Found\n"
+                                 "client done, stopping the server\n"
+                                 "server stopped: success\n");
+}
