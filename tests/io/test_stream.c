@@ -698,10 +698,13 @@ static char *random_message(uint64_t seed, size_t len)
 
 static void check_random_reads(size_t read_bytes)
 {
-    size_t len = rt_scale(30000, 3000);
+    size_t base = rt_scale(30000, 3000);
     size_t emsgsize = 0, enodata = 0;
     for (int t = 0; t < T_COUNT; t++) {
-        for (uint64_t seed = 1; seed <= 3; seed++) {
+        /* Four long messages, then four short ones (more ends per byte). */
+        for (uint64_t seed = 1; seed <= 8; seed++) {
+            uint64_t rng = seed * 1000 + (uint64_t)t;
+            size_t len = 1 + rt_rand(&rng) % (seed <= 4 ? 2 * base : 200);
             struct random_run r = {.transport = (enum transport)t,
                                    .read_bytes = read_bytes,
                                    .seed = seed * 1000 + (uint64_t)t,
