@@ -240,7 +240,9 @@ EDDY_API int eddy_tcp_connect_host(const char *host, uint16_t port, int64_t time
  * nothing: the bytes that did arrive stay buffered for read_some, so no
  * data is lost. A delimiter search gives up with -EMSGSIZE once max bytes
  * are buffered without the delimiter (asyncio's LimitOverrunError), again
- * consuming nothing. The parser-facing calls (fill, peek, consume) let a
+ * consuming nothing. The same holds for every other error (-ECANCELED,
+ * -ETIMEDOUT, -ECONNRESET...): a read that fails consumes nothing, and the
+ * next call sees the same bytes. The parser-facing calls (fill, peek, consume) let a
  * protocol parse in place, without copying.
  *
  * Writing: eddy_stream_write copies small writes into the write buffer and
@@ -252,6 +254,9 @@ EDDY_API int eddy_tcp_connect_host(const char *host, uint16_t port, int64_t time
  * implicitly later: call eddy_stream_flush (or close, which flushes) to push
  * the buffered tail out. A successful write is never dropped silently: a
  * later flush or close reports the error that kept it from the peer.
+ * Writes never raise SIGPIPE: sockets are written with MSG_NOSIGNAL, and
+ * pipe writes and sendfile block SIGPIPE in the calling thread for the
+ * call and consume the one it raised, so a vanished reader is -EPIPE.
  *
  * Thread rules: a stream belongs to its loop. One task reads and one task
  * writes at a time (reading and writing from two tasks is fine).
@@ -270,9 +275,9 @@ struct eddy_stream_opts {
 
 /*
  * Wraps fd (made non-blocking here when it is not yet) in a stream.
- * Returns: 0; -EINVAL (negative fd, NULL out); -ENOMEM; -errno of fcntl.
- * fd: transferred when opts->own_fd (or opts is NULL), else borrowed until
- * close. Suspends: no.
+ * Returns: 0; -EINVAL (negative fd, NULL out); -ENOMEM; -errno of fcntl
+ * (-EBADF). fd: transferred when opts->own_fd (or opts is NULL), else
+ * borrowed until close; on failure it stays the caller's. Suspends: no.
  */
 EDDY_API int eddy_stream_open(int fd, const struct eddy_stream_opts *opts,
                               struct eddy_stream **out);
@@ -298,9 +303,10 @@ EDDY_API int eddy_stream_fd(const struct eddy_stream *s);
 EDDY_API ssize_t eddy_stream_read_some(struct eddy_stream *s, void *buf, size_t len);
 
 /* Reads exactly len bytes. Returns: len; -ENODATA when the stream ended
- * first (the partial bytes stay buffered, nothing consumed); -ENOMEM when
- * they cannot be kept; other errors as read_some, after which an unknown
- * part was consumed. buf: borrowed. Suspends: yes. */
+ * first; other errors as read_some. On any error nothing is consumed: the
+ * bytes that arrived stay buffered (-ENOMEM when there was no memory to
+ * keep them). Reads of half the read buffer or more go straight into buf.
+ * buf: borrowed. Suspends: yes. */
 EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size_t len);
 
 /*
@@ -308,34 +314,40 @@ EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size
  * into buf, and NUL-terminates it. Looks at no more than cap - 1 bytes.
  * Returns: the length with the delimiter (without the NUL); -EMSGSIZE when
  * cap - 1 bytes arrived without the delimiter; -ENODATA when the stream
- * ended first (both consume nothing); other errors as read_some; -EINVAL
- * (cap < delim_len + 1). buf, delim: borrowed. Suspends: yes.
+ * ended first; other errors as read_some (none of them consumes anything);
+ * -EINVAL (NULL arguments, delim_len 0, cap < delim_len + 1).
+ * buf, delim: borrowed. Suspends: yes.
  */
 EDDY_API ssize_t eddy_stream_read_until(struct eddy_stream *s, const void *delim, size_t delim_len,
                                         char *buf, size_t cap);
 
 /* read_until "\n": a line with its newline, NUL-terminated, of at most
  * cap - 1 bytes. A last line without a newline is returned at end of
- * stream; -ENODATA only when nothing is left. Suspends: yes. */
+ * stream, also one of exactly cap - 1 bytes (the call reads once more to
+ * see that the end follows). Returns: the length; -EMSGSIZE when cap - 1
+ * bytes hold no newline and more follow; -ENODATA only when nothing is
+ * left; other errors as read_until (cap < 2: -EINVAL). Suspends: yes. */
 EDDY_API ssize_t eddy_stream_read_line(struct eddy_stream *s, char *buf, size_t cap);
 
 /* Parser-facing reads. fill reads once more into the buffer (growing it up
  * to max_bytes of buffered data). Returns: bytes added (>= 1); 0 at end of
- * stream; -EMSGSIZE when max_bytes are already buffered; errors as
- * read_some. Suspends: yes. */
+ * stream; -EMSGSIZE when max_bytes are already buffered; -EINVAL
+ * (max_bytes 0); errors as read_some. Suspends: yes. */
 EDDY_API ssize_t eddy_stream_fill(struct eddy_stream *s, size_t max_bytes);
 /* The buffered bytes: *data points into the stream's buffer and stays valid
  * until the next fill, read or consume. Returns: their count. Suspends: no. */
 EDDY_API size_t eddy_stream_peek(const struct eddy_stream *s, const char **data);
-/* Drops n buffered bytes (n <= the count peek returned). Suspends: no. */
+/* Drops n buffered bytes (n <= the count peek returned; a larger n drops
+ * only what is buffered). Suspends: no. */
 EDDY_API void eddy_stream_consume(struct eddy_stream *s, size_t n);
 /* True once a read has seen end of stream. */
 EDDY_API bool eddy_stream_is_eof(const struct eddy_stream *s);
 
 /* Writes len bytes (see "Writing" above). Returns: len; -EPIPE,
  * -ECONNRESET (peer gone); -ECANCELED; -ETIMEDOUT (a part may have been
- * sent); -EINVAL. After an error the stream accepts no more writes and
- * returns that error again. buf: borrowed. Suspends: yes. */
+ * sent); -EINVAL; -ENOMEM. After an error of the fd or of a wait the stream
+ * accepts no more writes and returns that error again (-EINVAL and -ENOMEM
+ * send nothing and do not stick). buf: borrowed. Suspends: yes. */
 EDDY_API ssize_t eddy_stream_write(struct eddy_stream *s, const void *buf, size_t len);
 /* As eddy_stream_write for several buffers (one writev when they go out
  * directly). Returns: their total length or an error. Suspends: yes. */
@@ -347,10 +359,13 @@ EDDY_API size_t eddy_stream_write_buffered(const struct eddy_stream *s);
 
 /*
  * Flushes, then sends len bytes of the regular file file_fd from offset
- * with sendfile(2) (a socket stream), or by reading and writing (a pipe
- * stream). file_fd's own offset is not used or moved.
+ * with sendfile(2), or with pread and write where sendfile refuses the pair
+ * (-EINVAL: an O_APPEND output, an input without splice support).
+ * file_fd's own offset is not used or moved.
  * Returns: len; -ENODATA when the file ends before offset + len (what was
- * sent stays sent); write errors as eddy_stream_write; -errno of sendfile.
+ * sent stays sent); write errors as eddy_stream_write (-EPIPE,
+ * -ECONNRESET, -ETIMEDOUT, -ECANCELED: these stick); -errno of sendfile or
+ * pread for the file (-EBADF, -EISDIR, -EIO: these do not); -EINVAL.
  * Suspends: yes.
  */
 EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t offset, size_t len);
