@@ -22,8 +22,8 @@
  * never dropped without a caller hearing of it.
  *
  * SIGPIPE: sockets are written with MSG_NOSIGNAL; pipe writes and
- * sendfile(2) have no such flag and run with SIGPIPE blocked for the
- * syscall (see "SIGPIPE" below).
+ * sendfile(2) have no such flag and run under the SIGPIPE guard of
+ * io/internal.h.
  *
  * Costs: a small write is a memcpy; a read that the buffer can serve is a
  * memcpy; a delimiter search scans each byte once (after each fill it
@@ -349,55 +349,6 @@ EDDY_API ssize_t eddy_stream_read_line(struct eddy_stream *s, char *buf, size_t 
     return n;
 }
 
-/* ---- SIGPIPE ------------------------------------------------------------------ */
-
-/*
- * Sockets are written with MSG_NOSIGNAL, but a pipe write and sendfile(2)
- * have no such flag: a reader that went away raises SIGPIPE in the calling
- * thread, whose default action kills the process. So unless the process
- * already ignores SIGPIPE or the thread blocks it, SIGPIPE is blocked around
- * each such call (never across a park), and one the call raised is consumed
- * before the mask is restored. The signal is thread-directed, so no other
- * thread sees it. A SIGPIPE that another process sends in that window is
- * consumed too. Cost: four syscalls around the write (one when the process
- * ignores SIGPIPE).
- */
-struct sigpipe_guard {
-    bool active;
-    sigset_t old;
-};
-
-static void sigpipe_block(struct sigpipe_guard *g)
-{
-    g->active = false;
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
-        return;
-    sigset_t pipe_set;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old) != 0 || sigismember(&g->old, SIGPIPE))
-        return;
-    /* Unblocked until now, so no SIGPIPE was pending: any pending after the
-     * call is the call's. */
-    g->active = true;
-}
-
-static void sigpipe_restore(struct sigpipe_guard *g)
-{
-    if (!g->active)
-        return;
-    /* Also after a partial write: the kernel raises SIGPIPE when the reader
-     * vanished midway, and reports the bytes written. */
-    sigset_t pipe_set;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    struct timespec zero = {0, 0};
-    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 /* ---- writing ---------------------------------------------------------------- */
 
 EDDY_API size_t eddy_stream_write_buffered(const struct eddy_stream *s)
@@ -405,54 +356,17 @@ EDDY_API size_t eddy_stream_write_buffered(const struct eddy_stream *s)
     return s ? s->wlen : 0;
 }
 
-/* Advances v[*first..cnt) past n written bytes. */
-static void iov_advance(struct iovec *v, int *first, int cnt, size_t n)
+/* Writes all of v[0..cnt), parking while the fd is full. Returns the total
+ * or -errno. */
+static ssize_t write_all(struct eddy_stream *s, const struct iovec *v, int cnt)
 {
-    while (*first < cnt && n >= v[*first].iov_len) {
-        n -= v[*first].iov_len;
-        (*first)++;
-    }
-    if (*first < cnt) {
-        v[*first].iov_base = (char *)v[*first].iov_base + n;
-        v[*first].iov_len -= n;
-    }
+    return eddy__fd_writev_all(s->fd, s->is_socket, v, cnt);
 }
 
-/* Writes all `total` bytes of v[0..cnt) (cnt <= IOV_MAX; v is advanced in
- * place), parking while the fd is full. Returns total or -errno. */
-static ssize_t write_all(struct eddy_stream *s, struct iovec *v, int cnt, size_t total)
+/* Sends the buffered bytes followed by iov[0..iovcnt) with one writev. */
+static ssize_t send_through(struct eddy_stream *s, const struct iovec *iov, int iovcnt)
 {
-    if (s->is_socket)
-        return eddy__fd_writev_all(s->fd, true, v, cnt);
-    /* A pipe: the same loop, each attempt under the SIGPIPE guard. */
-    int first = 0;
-    iov_advance(v, &first, cnt, 0);
-    size_t left = total;
-    while (left > 0) {
-        struct sigpipe_guard g;
-        sigpipe_block(&g);
-        ssize_t n = eddy__fd_try_writev(s->fd, false, v + first, cnt - first);
-        sigpipe_restore(&g);
-        if (n == -EAGAIN) {
-            int w = eddy_fd_wait(s->fd, EDDY_FD_WRITE);
-            if (w < 0)
-                return w;
-            continue;
-        }
-        if (n < 0)
-            return n;
-        left -= (size_t)n;
-        iov_advance(v, &first, cnt, (size_t)n);
-    }
-    return (ssize_t)total;
-}
-
-/* Sends the buffered bytes followed by iov[0..iovcnt) (total bytes) with
- * one writev. */
-static ssize_t send_through(struct eddy_stream *s, const struct iovec *iov, int iovcnt,
-                            size_t total)
-{
-    struct iovec small[9];
+    struct iovec small[9] = {{0}};
     struct iovec *v = small;
     if (iovcnt + 1 > (int)(sizeof(small) / sizeof(small[0]))) {
         v = eddy__malloc(((size_t)iovcnt + 1) * sizeof(*v));
@@ -464,7 +378,7 @@ static ssize_t send_through(struct eddy_stream *s, const struct iovec *iov, int 
         v[n++] = (struct iovec){.iov_base = s->wbuf, .iov_len = s->wlen};
     if (iovcnt)
         memcpy(v + n, iov, (size_t)iovcnt * sizeof(*v));
-    ssize_t rc = write_all(s, v, n + iovcnt, s->wlen + total);
+    ssize_t rc = write_all(s, v, n + iovcnt);
     if (v != small)
         eddy__free(v);
     /* -ENOMEM comes from a scratch array, before anything was sent: the
@@ -508,7 +422,7 @@ EDDY_API ssize_t eddy_stream_writev(struct eddy_stream *s, const struct iovec *i
         }
         return (ssize_t)total;
     }
-    ssize_t rc = send_through(s, iov, iovcnt, total);
+    ssize_t rc = send_through(s, iov, iovcnt);
     return rc < 0 ? rc : (ssize_t)total;
 }
 
@@ -528,7 +442,7 @@ EDDY_API int eddy_stream_flush(struct eddy_stream *s)
         return s->write_error;
     if (s->wlen == 0)
         return 0;
-    ssize_t rc = send_through(s, NULL, 0, 0);
+    ssize_t rc = send_through(s, NULL, 0);
     return rc < 0 ? (int)rc : 0;
 }
 
@@ -536,14 +450,14 @@ EDDY_API int eddy_stream_flush(struct eddy_stream *s)
 
 static ssize_t sendfile_once(int out_fd, int in_fd, off_t *offset, size_t len)
 {
-    struct sigpipe_guard g;
-    sigpipe_block(&g);
+    struct eddy__sigpipe_guard g;
+    eddy__sigpipe_block(&g);
     ssize_t n;
     do {
         n = sendfile(out_fd, in_fd, offset, len);
     } while (n < 0 && errno == EINTR);
     int err = n < 0 ? errno : 0;
-    sigpipe_restore(&g);
+    eddy__sigpipe_restore(&g);
     return n < 0 ? -err : n;
 }
 
@@ -566,7 +480,7 @@ static ssize_t copy_file(struct eddy_stream *s, int file_fd, off_t offset, size_
             break;
         }
         struct iovec iov = {.iov_base = chunk, .iov_len = (size_t)n};
-        ssize_t w = write_all(s, &iov, 1, (size_t)n);
+        ssize_t w = write_all(s, &iov, 1);
         if (w < 0) {
             s->write_error = (int)w;
             rc = w;

@@ -228,7 +228,7 @@ struct eddy_http_server_opts {
     size_t stack_size_bytes;   /* handler stack; 0: 64 KiB */
     bool access_log;           /* one line per request to access_log_fd (default off) */
     int access_log_fd;
-    const char *server_name;   /* Server header; NULL: "eddy", "" to omit */
+    const char *server_name; /* Server header; NULL: "eddy", "" to omit */
 };
 
 /* Creates a server (opts may be NULL: defaults). Returns: 0; -EINVAL;
@@ -372,7 +372,6 @@ EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root
 /* The Content-Type eddy sends for a file name ("text/html; charset=utf-8"),
  * "application/octet-stream" when the extension is unknown. */
 EDDY_API const char *eddy_http_content_type(const char *path);
-
 
 #ifdef __cplusplus
 }

@@ -59,17 +59,17 @@ extern "C" {
 EDDY_API ssize_t eddy_fd_read(int fd, void *buf, size_t len);
 
 /* Writes up to len bytes, at least one unless len is 0. Returns: the count
- * written; -errno of write (-EPIPE once the reader is gone; SIGPIPE is never
- * raised for sockets, see eddy_fd_write_all); -EBADF; -ECANCELED;
- * -ETIMEDOUT. buf: borrowed. Suspends: yes. */
+ * written; -errno of write (-EPIPE once the reader is gone, without
+ * SIGPIPE: see "pipes and subprocesses"); -EBADF; -ECANCELED; -ETIMEDOUT.
+ * buf: borrowed. Suspends: yes. */
 EDDY_API ssize_t eddy_fd_write(int fd, const void *buf, size_t len);
 
 /*
  * Writes all len bytes, waiting as often as the fd needs. Sockets are
- * written with send(MSG_NOSIGNAL); other fds with write, so a pipe without
- * reader raises SIGPIPE unless the process ignores it (eddy_process_spawn
- * users usually do). Returns: len; or an error as eddy_fd_write, after which
- * an unknown prefix of buf was written. buf: borrowed. Suspends: yes.
+ * written with send(MSG_NOSIGNAL), other fds with write(2) under eddy's
+ * SIGPIPE guard, so a vanished reader gives -EPIPE, never SIGPIPE.
+ * Returns: len; or an error as eddy_fd_write, after which an unknown
+ * prefix of buf was written. buf: borrowed. Suspends: yes.
  */
 EDDY_API ssize_t eddy_fd_write_all(int fd, const void *buf, size_t len);
 
@@ -375,36 +375,25 @@ EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t 
 /* ---- pipes and subprocesses ------------------------------------------------ */
 /*
  * Pipes are plain non-blocking, close-on-exec fds: read them with
- * eddy_fd_read, write them with eddy_pipe_write_all, or wrap them in a
+ * eddy_fd_read, write them with eddy_fd_write_all, or wrap them in a
  * stream with eddy_stream_open.
  *
  * SIGPIPE: write(2) to a pipe whose reader has gone raises SIGPIPE, whose
  * default action ends the process; only sockets have MSG_NOSIGNAL. eddy
- * never changes the process's signal dispositions. Its own pipe writes
- * (eddy_pipe_write_all, and so eddy_process_communicate) block SIGPIPE in
- * the calling thread around each write(2) and consume the SIGPIPE that
- * write raised, so they return -EPIPE instead; this costs three syscalls
- * per write(2). eddy_fd_write, eddy_fd_write_all and streams over pipes do
- * not: a program that writes to pipes through them either ignores SIGPIPE
+ * never changes the process's signal dispositions. Its writes to pipes
+ * (eddy_fd_write, eddy_fd_write_all, streams, eddy_process_communicate)
+ * block SIGPIPE in the calling thread around each write(2) and consume the
+ * SIGPIPE that write raised, so they return -EPIPE instead; this costs
+ * three syscalls per write(2) unless the process ignores SIGPIPE
  * (signal(SIGPIPE, SIG_IGN), as most servers do: children started here get
- * the default action back) or keeps the readers alive.
+ * the default action back). When the calling thread already blocks
+ * SIGPIPE, a SIGPIPE raised is left pending, as a plain write leaves it.
  */
 
 /* Creates a pipe (pipe2): fds[0] the read end, fds[1] the write end, both
  * non-blocking and close-on-exec. Returns: 0; -EINVAL for NULL; -EMFILE;
  * -ENFILE. Suspends: no. */
 EDDY_API int eddy_pipe(int fds[2]);
-
-/*
- * As eddy_fd_write_all for the write end of a pipe (or any non-socket fd),
- * without SIGPIPE (see above): a reader that has gone gives -EPIPE. When the
- * calling thread already blocks SIGPIPE, a SIGPIPE raised is left pending,
- * as a plain write would leave it. Returns: len; -EPIPE; -EBADF;
- * -ECANCELED; -ETIMEDOUT; -EINVAL (len above SSIZE_MAX); other -errno of
- * write, after which an unknown prefix was written. buf: borrowed.
- * Suspends: yes.
- */
-EDDY_API ssize_t eddy_pipe_write_all(int fd, const void *buf, size_t len);
 
 /*
  * Subprocesses (asyncio.create_subprocess_exec):
