@@ -410,21 +410,23 @@ EDDY_API int eddy_pipe(int fds[2]);
  *   eddy_process_output_fini(&out);
  *   eddy_process_destroy(p);
  *
- * Spawning uses posix_spawn (glibc's is a vfork-style clone followed by
- * exec: cheap in a big process, and an exec failure comes back as its
- * errno). The child starts with an empty signal mask and SIGPIPE and
- * SIGXFSZ at their default action, whatever the loop's thread blocks or
- * the process ignores (as Python's subprocess does); other dispositions
- * and the resource limits are inherited. Every fd eddy creates is
+ * Spawning is vfork and exec (cheap in a big process, unlike fork), with
+ * an exec failure brought back as its errno. The child starts with an
+ * empty signal mask and SIGPIPE and SIGXFSZ at their default action,
+ * whatever the loop's thread blocks or the process ignores (as Python's
+ * subprocess does); other dispositions and the resource limits are
+ * inherited. Every fd eddy creates is
  * close-on-exec, so the child gets only its three standard fds (plus any
  * fd the program left inheritable).
  *
  * Exit: the process is watched through a pidfd (pidfd_open, Linux 5.3),
  * which becomes readable in the loop's epoll when the child exits, so no
- * SIGCHLD handler is involved. The program must not reap eddy's children
- * behind its back (waitpid(-1), SIGCHLD set to SIG_IGN): waits then give
- * -ECHILD. The exit status is reported as Python's Popen.returncode: the
- * exit code 0..255, or -N when signal N killed the process.
+ * SIGCHLD handler is involved. Without pidfd_open (older kernels,
+ * Valgrind), waits poll waitpid every 1 to 50 ms instead. The program must
+ * not reap eddy's children behind its back (waitpid(-1), SIGCHLD set to
+ * SIG_IGN): waits then give -ECHILD. The exit status is reported as
+ * Python's Popen.returncode: the exit code 0..255, or -N when signal N
+ * killed the process.
  *
  * Pipes: each standard fd set to EDDY_STDIO_PIPE gets a pipe whose parent
  * end is non-blocking and close-on-exec (the child's end is blocking, as
@@ -441,7 +443,9 @@ enum eddy_stdio {
     EDDY_STDIO_INHERIT = 0, /* the parent's same fd */
     EDDY_STDIO_PIPE,        /* a new pipe to the parent (eddy_process_fd) */
     EDDY_STDIO_NULL,        /* /dev/null */
-    EDDY_STDIO_FD,          /* the fd given in the opts (borrowed during spawn) */
+    EDDY_STDIO_FD,          /* the fd given in the opts (borrowed during spawn; it keeps
+                               its file status flags: a non-blocking fd is non-blocking
+                               in the child too) */
     EDDY_STDIO_STDOUT,      /* stderr only: wherever stdout goes (2>&1) */
 };
 
@@ -471,11 +475,12 @@ struct eddy_process_opts {
  * working directory and the environment.
  * Returns: 0 with *out set; the exec's failure: -ENOENT (no such program,
  * or no such cwd), -EACCES (not executable, or a directory), -ENOEXEC (not
- * an executable format), -E2BIG, -ENOTDIR, -ETXTBSY...; -EINVAL (NULL or
- * empty argv, bad mode, EDDY_STDIO_STDOUT for stdin or stdout, a negative
- * fd with EDDY_STDIO_FD); -EMFILE/-ENFILE; -ENOMEM; -EAGAIN (process limit);
- * -ENOSYS on a kernel without pidfd_open. Nothing is left behind on failure
- * (no fd, no zombie). argv, opts and what they point to: borrowed.
+ * an executable format), -E2BIG, -ENOTDIR, -ETXTBSY...; -EBADF (a given
+ * fd that is not open); -EINVAL (NULL or empty argv, bad mode,
+ * EDDY_STDIO_STDOUT for stdin or stdout, a negative fd with EDDY_STDIO_FD);
+ * -EMFILE/-ENFILE; -ENOMEM; -EAGAIN (process limit). Nothing is left
+ * behind on failure (no fd, no zombie). argv, opts and what they point to:
+ * borrowed.
  * Suspends: no. Thread rules: any thread with a loop or none.
  */
 EDDY_API int eddy_process_spawn(const char *const argv[], const struct eddy_process_opts *opts,
