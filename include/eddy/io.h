@@ -469,7 +469,8 @@ EDDY_API int eddy_file_fd(const struct eddy_file *f);
  * Reads up to len bytes at the position and moves the position past them.
  * Reads until len bytes or end of file, one job per chunk; bytes buffered by
  * eddy_file_read_line come first.
- * Returns: the count (less than len only at end of file, 0 there);
+ * Returns: the count (less than len only at end of file, 0 there, or when
+ * an I/O error came after some bytes: the next call reports it);
  * -EISDIR; -ESPIPE (not a seekable file); -EIO; -EBADF (closed handle, or
  * not opened for reading); -EBUSY (another task is inside read, write, seek
  * or read_line of this handle); the common codes. On an error the position

@@ -745,12 +745,11 @@ FILE_TEST(write_all_replaces_atomically_and_append_adds_at_the_end)
 {
     umask(022);
     rt_run(whole_files, NULL);
-    /* python3 reads what eddy wrote. */
+    /* cat reads what eddy wrote. */
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "python3 -c 'import sys; print(repr(open(sys.argv[1]).read()))' %s",
-             at("log"));
+    snprintf(cmd, sizeof(cmd), "cat %s", at("log"));
     char *out = sh(cmd);
-    cr_expect_str_eq(out, "'one\\ntwo\\nthree\\nfour\\n'\n");
+    cr_expect_str_eq(out, "one\ntwo\nthree\nfour\n");
     free(out);
     /* No temporary file is left beside the atomically written one. */
     snprintf(cmd, sizeof(cmd), "LC_ALL=C ls -A %s", dir);
@@ -1013,7 +1012,8 @@ static intptr_t read_long_lines(void *arg)
         size_t want = long_line_len(&rng);
         cr_assert_eq((size_t)n, want + 1, "line %zu: %zd bytes, want %zu", ll->count, n, want + 1);
         for (size_t k = 0; k < want; k++)
-            cr_assert_eq(line[k], line_byte(ll->count, k), "line %zu byte %zu", ll->count, k);
+            if (line[k] != line_byte(ll->count, k))
+                cr_assert_fail("line %zu byte %zu differs", ll->count, k);
         cr_assert_eq(line[want], '\n');
         cr_assert_eq(line[want + 1], 0);
         ll->count++;
@@ -1053,7 +1053,10 @@ FILE_TEST(long_lines_across_read_ahead_blocks_match_python)
     struct long_lines ll = {0, 0, 0};
     rt_run(read_long_lines, &ll);
     cr_expect_eq(ll.count, lines);
-    /* python3 splits the same file into the same lines. */
+    /* python3 splits the same file into the same lines. (Not under Valgrind,
+     * which would trace the interpreter too, for minutes.) */
+    if (eddy_test_under_valgrind())
+        return;
     char cmd[512], mine[128];
     snprintf(cmd, sizeof(cmd),
              "python3 -c 'import sys; ls = open(sys.argv[1], \"rb\").readlines(); "
