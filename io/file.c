@@ -42,9 +42,12 @@
  *
  * Costs: one offload round trip per call and per chunk (about 7 us when a
  * worker is spinning, see reactor/offload.c), plus a malloc of the request.
+ * Reads of up to 64 KiB that the page cache holds skip the round trip (see
+ * read_cached): in the files benchmark's 64 KiB reads of a cached 1 GiB file
+ * that took eddy from about 0.35x to about 0.95x of a plain read(2) loop.
  * A whole-file read of up to a chunk is one job: open, fstat, read, a read
- * that sees the end, close. The loop thread does no syscall except the
- * close/unlink of a request whose caller was cancelled.
+ * that sees the end, close. Besides those cached reads, the loop thread makes no
+ * syscall except the close/unlink of a request whose caller was cancelled.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -65,6 +68,9 @@
 /* Read-ahead of the line iterator, and the first read of a file whose
  * size stat does not tell. */
 #define READ_AHEAD ((size_t)64 * 1024)
+/* Reads up to this size try the page cache on the loop thread first (see
+ * read_cached). */
+#define INLINE_READ ((size_t)64 * 1024)
 /* Names tried for the temporary file of an atomic write before giving up. */
 #define TMP_TRIES 16
 
@@ -517,6 +523,33 @@ static void leave(struct eddy_file *f, bool positional)
     file_unref(f);
 }
 
+/*
+ * The page-cache fast path of small reads. A copy of up to INLINE_READ bytes
+ * from the page cache costs about what an offload round trip costs (64 KiB:
+ * about 5 us against 7 us), so such reads are first tried right here, on
+ * the loop thread, with preadv2(RWF_NOWAIT), which never waits for the disk
+ * or a lock; only what it cannot serve goes to the pool. (Larger reads stay
+ * on the pool, which keeps the loop thread free for other work while a
+ * worker copies.) The yield first lets every other runnable task run, so a
+ * task reading a cached file in small pieces cannot starve them, and it
+ * reports a cancellation or an expired timeout scope as any blocking call.
+ * Returns the count (0 at end of file); -EAGAIN when the pool must do the
+ * read (nothing cached, no RWF_NOWAIT on this file system, or an error,
+ * which the pool's read reports again); or the yield's error.
+ */
+static ssize_t read_cached(int fd, char *buf, size_t len, off_t off)
+{
+    int rc = eddy_task_yield();
+    if (rc < 0)
+        return rc;
+    struct iovec v = {buf, len};
+    ssize_t n;
+    do
+        n = preadv2(fd, &v, 1, off, RWF_NOWAIT);
+    while (n < 0 && errno == EINTR);
+    return n >= 0 ? n : -EAGAIN;
+}
+
 /* Reads len bytes at off into buf, chunk by chunk, stopping at the end of
  * the file. Returns the count or an error. */
 static ssize_t read_at(struct eddy_file *f, char *buf, size_t len, off_t off)
@@ -526,6 +559,19 @@ static ssize_t read_at(struct eddy_file *f, char *buf, size_t len, off_t off)
         if (f->closed)
             return -EBADF;
         size_t n = len - done < CHUNK ? len - done : CHUNK;
+        if (n <= INLINE_READ) {
+            ssize_t got = read_cached(f->fd, buf + done, n, off + (off_t)done);
+            if (got == 0)
+                break;
+            if (got > 0) {
+                /* A short count: the end of the file, or the rest is not
+                 * cached; the next round tells. */
+                done += (size_t)got;
+                continue;
+            }
+            if (got != -EAGAIN)
+                return got;
+        }
         struct req *r = req_new(0, f);
         if (!r)
             return -ENOMEM;
@@ -767,15 +813,25 @@ static ssize_t fill(struct eddy_file *f, size_t max)
         f->rbuf = p;
         f->rcap = cap;
     }
+    size_t room = f->rcap - have;
+    size_t want = room < CHUNK ? room : CHUNK;
+    if (want <= INLINE_READ) {
+        ssize_t got = read_cached(f->fd, f->rbuf + have, want, f->pos + (off_t)have);
+        if (got >= 0) {
+            f->rend = have + (size_t)got;
+            return got;
+        }
+        if (got != -EAGAIN)
+            return got;
+    }
     struct req *r = req_new(0, f);
     if (!r)
         return -ENOMEM;
-    size_t room = f->rcap - have;
     /* The buffer goes with the job: a late fill writes into memory of its
      * own, never into a buffer the handle reuses. */
     r->buf = f->rbuf;
     r->buf_len = have;
-    r->len = room < CHUNK ? room : CHUNK;
+    r->len = want;
     r->off = f->pos + (off_t)have;
     f->rbuf = NULL;
     f->rcap = f->rstart = f->rend = 0;

@@ -386,6 +386,13 @@ EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t 
  * tasks' jobs run in between, and a cancelled caller stops at the chunk it
  * is in.
  *
+ * Small cached reads: a read of up to 64 KiB (and each read-ahead of the
+ * line iterator) first yields, then takes what the page cache holds on the
+ * loop thread with preadv2(RWF_NOWAIT), which never waits for the disk;
+ * only the rest goes to the pool. Such a copy costs about what a round trip
+ * to a worker does, and the yield keeps a task reading a cached file in
+ * small pieces from starving the others.
+ *
  * Cancellation: a cancelled call (or one whose timeout scope expires) returns
  * -ECANCELED / -ETIMEDOUT at once, also while its job is running. From then
  * on that job never touches the caller's memory: workers copy into and out

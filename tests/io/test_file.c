@@ -1068,6 +1068,109 @@ FILE_TEST(long_lines_across_read_ahead_blocks_match_python)
     free(py);
 }
 
+/* ---- small reads from the page cache ------------------------------------------------ */
+
+/* Small reads of a cached file run on the loop thread: a second task must
+ * still get its turns, and cancellation and timeouts still apply. */
+struct small_reads {
+    size_t size;
+    int ticks;
+    bool stop;
+    ssize_t total;
+    int cancelled_rc, timeout_rc;
+};
+
+static intptr_t ticker(void *arg)
+{
+    struct small_reads *s = arg;
+    while (!s->stop) {
+        s->ticks++;
+        if (eddy_task_yield() < 0)
+            break;
+    }
+    return 0;
+}
+
+static intptr_t cached_small_reads(void *arg)
+{
+    struct small_reads *s = arg;
+    struct eddy_task *t;
+    cr_assert_eq(eddy_task_spawn(ticker, s, NULL, &t), 0);
+    struct eddy_file *f;
+    cr_assert_eq(eddy_file_open(at("big"), O_RDONLY, 0, &f), 0);
+    char buf[4096];
+    ssize_t n;
+    int reads = 0;
+    while ((n = eddy_file_read(f, buf, sizeof(buf))) > 0) {
+        cr_assert(is_pattern(buf, (size_t)n, (uint64_t)s->total));
+        s->total += n;
+        reads++;
+    }
+    cr_assert_eq(n, 0);
+    s->stop = true;
+    cr_assert_eq(eddy_task_join(t, NULL), 0);
+    /* Every read yielded once: the ticker ran about as often. */
+    cr_expect_geq(s->ticks, reads / 2, "the ticker ran %d times during %d reads", s->ticks, reads);
+
+    /* Cached or not, a cancelled task's read fails. */
+    cr_assert_eq(eddy_file_seek(f, 0, SEEK_SET), 0);
+    eddy_task_cancel(eddy_task_current());
+    s->cancelled_rc = (int)eddy_file_read(f, buf, sizeof(buf));
+    eddy_task_uncancel();
+    cr_assert_eq(eddy_file_tell(f), 0);
+    struct eddy_timeout scope;
+    cr_assert_eq(eddy_timeout_enter(&scope, 0), 0);
+    s->timeout_rc = (int)eddy_file_pread(f, buf, sizeof(buf), 0);
+    eddy_timeout_exit(&scope);
+    cr_assert_eq(eddy_file_close(f), 0);
+    return 0;
+}
+
+FILE_TEST(small_cached_reads_yield_and_still_see_cancellation)
+{
+    struct small_reads s = {.size = eddy_test_under_valgrind() ? (size_t)256 << 10 : 8 << 20};
+    put_pattern(at("big"), s.size);
+    rt_run(cached_small_reads, &s);
+    cr_expect_eq(s.total, (ssize_t)s.size);
+    cr_expect_eq(s.cancelled_rc, -ECANCELED);
+    cr_expect_eq(s.timeout_rc, -ETIMEDOUT);
+}
+
+static intptr_t half_cached(void *arg)
+{
+    (void)arg;
+    struct eddy_file *f;
+    cr_assert_eq(eddy_file_open(at("big"), O_RDONLY, 0, &f), 0);
+    char *buf = malloc(64 << 10);
+    for (off_t off = 0; off < (1 << 20); off += 64 << 10) {
+        ssize_t n = eddy_file_read(f, buf, 64 << 10);
+        cr_assert_eq(n, 64 << 10, "at %lld: %zd", (long long)off, n);
+        cr_assert(is_pattern(buf, (size_t)n, (uint64_t)off), "bad data at %lld", (long long)off);
+    }
+    cr_assert_eq(eddy_file_read(f, buf, 64 << 10), 0);
+    free(buf);
+    cr_assert_eq(eddy_file_close(f), 0);
+    return 0;
+}
+
+FILE_TEST(reads_across_cached_and_uncached_pages_return_the_file)
+{
+    put_pattern(at("big"), 1 << 20);
+    int fd = open(at("big"), O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    fdatasync(fd);
+    /* Cached: the first 40 KiB, and a stripe in the middle; the rest is on
+     * the disk only, so some 64 KiB reads start in the cache and end out. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    char tmp[40 << 10];
+    cr_assert_eq(pread(fd, tmp, sizeof(tmp), 0), (ssize_t)sizeof(tmp));
+    cr_assert_eq(pread(fd, tmp, sizeof(tmp), 500 << 10), (ssize_t)sizeof(tmp));
+    posix_fadvise(fd, 40 << 10, 460 << 10, POSIX_FADV_DONTNEED);
+    posix_fadvise(fd, 540 << 10, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    rt_run(half_cached, NULL);
+}
+
 /* ---- cancellation ------------------------------------------------------------------- */
 
 struct cancel_open {
