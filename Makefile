@@ -202,6 +202,17 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) -lbenchmark -lboost_context $(LDLIBS_ALL)
 
+# bench/macro/NAME.c: one driver program per macro suite (build/bench/NAME),
+# run by bench/run; built with the benchmarks.
+MACRO_SRCS := $(wildcard bench/macro/*.c)
+MACRO_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(MACRO_SRCS))
+MACRO_BINS := $(patsubst bench/macro/%.c,$(BUILD)/bench/%,$(MACRO_SRCS))
+$(MACRO_BINS): $(BUILD)/bench/%: $(BUILD)/obj/bench/macro/%.c.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+bench-build: $(MACRO_BINS)
+-include $(MACRO_OBJS:.o=.d)
+
 examples: $(EXAMPLE_BINS)
 
 test-build: deps-test $(TEST_BIN) tools examples

@@ -15,7 +15,7 @@ for group in "$@"; do
         format) pkgs="$pkgs clang-format" ;;
         cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
         test) pkgs="$pkgs libcriterion-dev valgrind python3" ;;
-        bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3" ;;
+        bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3 python3-aiofiles" ;;
         fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
