@@ -209,7 +209,7 @@ __attribute__((noinline)) void eddy__loop_transfer(struct eddy_loop *loop, struc
 void eddy__loop_dispatch(struct eddy_loop *loop, struct eddy_task *task)
 {
     eddy__loop_start_slice(loop, task);
-    eddy__loop_transfer(loop, loop->sched, task->coro);
+    eddy__loop_transfer(loop, loop->sched, task->coro ? task->coro : eddy__task_start(loop, task));
 }
 
 /* ---- posts and stop ------------------------------------------------------ */
