@@ -80,6 +80,7 @@
 #define CANARY UINT64_C(0x5eddc0ffee5eddc0)
 #define VALGRIND_GUARD_CAP 4096
 #define RELEASE_BATCH 64
+#define DEFAULT_CLASS 1 /* EDDY_STACK_DEFAULT_BYTES */
 
 static const size_t class_bytes[NCLASSES] = {
     (size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10, (size_t)1 << 20,
@@ -196,6 +197,8 @@ EDDY_API void eddy_stack_pool_destroy(struct eddy_stack_pool *pool)
     eddy__free(pool->regions);
     eddy__free(pool);
 }
+
+_Static_assert(EDDY_STACK_DEFAULT_BYTES == (size_t)64 << 10, "DEFAULT_CLASS is the 64 KiB class");
 
 static int class_of(size_t size)
 {
@@ -333,16 +336,23 @@ EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_b
     return 0;
 }
 
+/* A reservation the class has no spare stack for: maps a region first. */
+static __attribute__((noinline)) int reserve_slow(struct eddy_stack_pool *pool, int ci)
+{
+    if (map_region(pool, &pool->cls[ci]) < 0)
+        return -ENOMEM;
+    pool->cls[ci].spare--;
+    return ci;
+}
+
 int eddy__stack_pool_reserve(struct eddy_stack_pool *pool, size_t size_bytes)
 {
-    if (size_bytes == 0)
-        size_bytes = EDDY_STACK_DEFAULT_BYTES;
-    int ci = class_of(size_bytes);
+    int ci = size_bytes == 0 ? DEFAULT_CLASS : class_of(size_bytes);
     if (ci < 0)
         return -EINVAL;
     struct size_class *c = &pool->cls[ci];
-    if (c->spare == 0 && map_region(pool, c) < 0)
-        return -ENOMEM;
+    if (EDDY_UNLIKELY(c->spare == 0))
+        return reserve_slow(pool, ci);
     c->spare--;
     return ci;
 }
