@@ -141,7 +141,8 @@ struct eddy_loop {
     struct eddy_task *current;
     struct eddy_coro *sched; /* the thread's main coroutine, where the loop runs */
     struct eddy__list runq;
-    uint32_t budget;          /* dispatches left before the loop polls again */
+    uint32_t budget;          /* dispatches left before control returns to the loop */
+    int64_t polled;           /* when the loop last polled (clock ns) */
     struct eddy_task *zombie; /* finished; its stack is freed by the next context */
     /* The loop's first coroutine was created (at a spawn, where the thread's
      * one-time coroutine set-up can still fail); since then a spawn that
