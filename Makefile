@@ -202,6 +202,17 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) -lbenchmark -lboost_context $(LDLIBS_ALL)
 
+# bench/macro/NAME.c: one driver program per macro suite (build/bench/NAME),
+# run by bench/run; built with the benchmarks.
+MACRO_SRCS := $(wildcard bench/macro/*.c)
+MACRO_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(MACRO_SRCS))
+MACRO_BINS := $(patsubst bench/macro/%.c,$(BUILD)/bench/%,$(MACRO_SRCS))
+$(MACRO_BINS): $(BUILD)/bench/%: $(BUILD)/obj/bench/macro/%.c.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(LDLIBS_ALL)
+bench-build: $(MACRO_BINS)
+-include $(MACRO_OBJS:.o=.d)
+
 examples: $(EXAMPLE_BINS)
 
 test-build: deps-test $(TEST_BIN) tools examples
@@ -223,10 +234,14 @@ tsan:
 tsan-run: $(TSAN_BIN)
 	@if [ "$(VARIANT)" != tsan ]; then echo "tsan-run needs VARIANT=tsan (use make tsan)"; exit 1; fi
 	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS) $$TSAN_OPTIONS" $(TSAN_BIN) $(TEST_ARGS)
+# Programs eddy did not write that the tests run as peers: valgrind checks
+# eddy's processes (the tests, the examples, eddy-httpd), not these.
+VALGRIND_UNTRACED := *python3*,*/curl,*/wrk,*/nginx,*/h2o,*/cat,*/dd,*/head,*/sleep,*/true,*/false
 valgrind:
 	$(MAKE) VARIANT=valgrind test-build
 	EDDY_BUILD=build/valgrind EDDY_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
+	  --trace-children-skip='$(VALGRIND_UNTRACED)' --suppressions=tests/valgrind.supp \
 	  --track-fds=no build/valgrind/tests/eddy-tests --jobs=1 $(TEST_ARGS)
 
 bench-build: $(BENCH_BIN)

@@ -10,7 +10,7 @@
  *           await asyncio.shield(flush(buf))    # cleanup that must block
  *           raise
  *   task = asyncio.create_task(writer(buf))
- *   await asyncio.sleep(0.035)
+ *   await three_records_buffered.wait()
  *   task.cancel()                                 # shutdown
  *   await task                                    # CancelledError
  *
@@ -21,15 +21,15 @@
  * scope inside the shield still bounds the cleanup. After the shield, the
  * cancellation is back and the task ends with -ECANCELED.
  * The writer buffers on absolute deadlines (start + 10, 20, 30 ms) and the
- * shutdown comes at start + 35 ms, so the output is the same on a slow
- * machine: timers fire in deadline order.
+ * shutdown comes once it has buffered three records, so the output is the
+ * same on a slow machine.
  */
 #include <stdio.h>
 
 #include <eddy/eddy.h>
 
 #define TICK_MS 10
-#define SHUTDOWN_MS 35
+#define RECORDS_BEFORE_SHUTDOWN 3
 #define FLUSH_MS 2
 #define CLEANUP_LIMIT_MS 1000
 
@@ -37,6 +37,7 @@ struct writer {
     int64_t start_ns;
     int buffered;
     int flushed;
+    struct eddy_event enough; /* set once RECORDS_BEFORE_SHUTDOWN are buffered */
 };
 
 /* The cleanup: one blocking write per buffered record. */
@@ -60,6 +61,8 @@ static intptr_t writer(void *arg)
         if (rc < 0)
             break;
         printf("writer: buffered record %d\n", ++w->buffered);
+        if (w->buffered == RECORDS_BEFORE_SHUTDOWN)
+            eddy_event_set(&w->enough);
     }
     printf("writer: cancelled with %d records buffered\n", w->buffered);
     printf("writer: outside a shield, a sleep fails at once: %s\n",
@@ -80,11 +83,14 @@ static intptr_t main_task(void *arg)
 {
     (void)arg;
     struct writer w = {.start_ns = eddy_now_ns()};
+    eddy_event_init(&w.enough);
     struct eddy_task *t;
     int rc = eddy_task_spawn(writer, &w, NULL, &t);
     if (rc < 0)
         return rc;
-    rc = eddy_sleep_until(w.start_ns + SHUTDOWN_MS * EDDY_NS_PER_MS);
+    /* Shutdown comes once three records are buffered (a fixed delay would
+     * race the writer's ticks on a slow machine). */
+    rc = eddy_event_wait(&w.enough, EDDY_DEADLINE_NEVER);
     if (rc < 0)
         return rc;
     printf("main: shutting down, cancelling the writer\n");

@@ -44,16 +44,116 @@ enum {
  * short scalar loops read it. */
 extern const uint8_t eddy__http_class[256];
 
-/* One scanner implementation. Each function returns the first byte of
- * [p, end) that is not in its class, or end when every byte is. None reads
- * outside [p, end), whatever the alignment (vector loads cover only whole
- * blocks inside the range). p <= end. */
+/* Why eddy__http_scanner.fields stopped. */
+enum {
+    EDDY__HTTP_FIELDS_END,  /* at the empty line: returns the byte after its CRLF */
+    EDDY__HTTP_FIELDS_MORE, /* ran into lim inside a line: returns lim */
+    EDDY__HTTP_FIELDS_BAD,  /* a malformed line: returns the offending byte */
+    EDDY__HTTP_FIELDS_FULL, /* one more well-named field than max: returns its name */
+};
+
+/* One scanner implementation. token, target and value return the first
+ * byte of [p, end) that is not in their class, or end when every byte is.
+ * None reads outside [p, end), whatever the alignment (vector loads cover
+ * only whole blocks inside the range). p <= end. */
 struct eddy__http_scanner {
     const char *name;                                      /* "scalar", "sse42" or "avx2" */
     const char *(*token)(const char *p, const char *end);  /* EDDY__HTTP_TCHAR */
     const char *(*target)(const char *p, const char *end); /* EDDY__HTTP_TARGET */
     const char *(*value)(const char *p, const char *end);  /* EDDY__HTTP_VALUE */
+    /* eddy__http_split_fields with this scanner's token and value scans
+     * inlined: the per-field loop is where a head's time goes. */
+    const char *(*fields)(const char *p, const char *lim, struct eddy_http_header *f, size_t max,
+                          size_t *n, int *stop);
 };
+
+/*
+ * Splits the field lines that start at p into f[0, max): each line is
+ * `token ":" value CRLF`, the value without its leading and trailing SP and
+ * HTAB. Stops at the empty line, at lim, at the first malformed line (a
+ * name that is empty or not a token or not followed by ':', so also
+ * obsolete folding and whitespace before the colon; a value byte that is a
+ * control other than HTAB; a CR not followed by LF; a bare LF), or at a
+ * well-named field when f is full; *stop says which (EDDY__HTTP_FIELDS_*)
+ * and *n how many fields were stored. Reads nothing at or past lim.
+ * Scanner files instantiate it with their own token and value scans, so
+ * those inline.
+ */
+static inline __attribute__((always_inline)) const char *
+eddy__http_split_fields(const char *p, const char *lim, struct eddy_http_header *f, size_t max,
+                        size_t *n, int *stop, const char *(*token)(const char *, const char *),
+                        const char *(*value)(const char *, const char *))
+{
+    struct eddy_http_header *f0 = f, *f_end = f + max;
+    int why;
+    for (;;) {
+        if (p == lim) {
+            why = EDDY__HTTP_FIELDS_MORE;
+            break;
+        }
+        if (*p == '\r') {
+            if (p + 1 == lim) {
+                why = EDDY__HTTP_FIELDS_MORE;
+                p = lim;
+            } else if (p[1] != '\n') {
+                why = EDDY__HTTP_FIELDS_BAD;
+            } else {
+                why = EDDY__HTTP_FIELDS_END;
+                p += 2;
+            }
+            break;
+        }
+        const char *name = p;
+        p = token(p, lim);
+        if (p == lim) {
+            why = EDDY__HTTP_FIELDS_MORE;
+            break;
+        }
+        if (p == name || *p != ':') {
+            why = EDDY__HTTP_FIELDS_BAD;
+            break;
+        }
+        if (f == f_end) {
+            why = EDDY__HTTP_FIELDS_FULL;
+            p = name;
+            break;
+        }
+        const char *colon = p;
+        const char *v = p + 1;
+        p = value(v, lim);
+        if (p == lim) {
+            why = EDDY__HTTP_FIELDS_MORE;
+            break;
+        }
+        if (*p != '\r') {
+            why = EDDY__HTTP_FIELDS_BAD; /* bare LF, NUL or another control */
+            break;
+        }
+        if (p + 1 == lim) {
+            why = EDDY__HTTP_FIELDS_MORE; /* the CR's LF may still come */
+            p = lim;
+            break;
+        }
+        if (p[1] != '\n') {
+            why = EDDY__HTTP_FIELDS_BAD;
+            break;
+        }
+        const char *v_end = p;
+        while (v < v_end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+            v_end--;
+        f->name = name;
+        f->name_len = (size_t)(colon - name);
+        f->value = v;
+        f->value_len = (size_t)(v_end - v);
+        f++;
+        p += 2;
+    }
+    *n = (size_t)(f - f0);
+    *stop = why;
+    return p;
+}
 
 /* Byte-wise with 8-byte SWAR skips; any CPU. */
 extern const struct eddy__http_scanner eddy__http_scan_scalar;

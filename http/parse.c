@@ -294,78 +294,31 @@ static int field_meaning(struct head *h, const struct eddy_http_header *f)
  */
 static int parse_fields(struct head *h, const char *p)
 {
-    /* Locals, not h's fields: stores into the caller's header array could
-     * alias h's size_t and pointer fields, and would force reloads. */
-    const char *lim = h->lim;
-    const char *(*token)(const char *, const char *) = h->sc->token;
-    const char *(*value)(const char *, const char *) = h->sc->value;
-    struct eddy_http_header *f = h->fields;
-    struct eddy_http_header *f_end = f + h->max_fields;
-    int rc = 0;
-    for (;;) {
-        if (p == lim) {
-            rc = ran_out(h);
-            break;
-        }
-        if (*p == '\r') {
-            if (p + 1 == lim)
-                rc = ran_out(h);
-            else if (p[1] != '\n')
-                rc = reject(h, 400);
-            else
-                rc = (int)(p + 2 - h->buf);
-            break;
-        }
-        /* The name is a token ending at ':'. A line that starts with SP or
-         * HTAB (obsolete folding, or whitespace after the start line), a
-         * bare LF, a control or an empty name all stop the scan at once. */
-        const char *name = p;
-        p = token(p, lim);
-        if (p == lim) {
-            rc = ran_out(h);
-            break;
-        }
-        if (p == name || *p != ':') {
-            rc = reject(h, 400);
-            break;
-        }
-        if (f == f_end) {
-            rc = reject(h, 431);
-            break;
-        }
-        const char *colon = p;
-        const char *v = p + 1;
-        p = value(v, lim);
-        if (p == lim || p + 1 == lim) {
-            /* A CR as the last byte may still be a bare CR; wait. */
-            rc = p == lim || *p == '\r' ? ran_out(h) : reject(h, 400);
-            break;
-        }
-        if (p[0] != '\r' || p[1] != '\n') {
-            rc = reject(h, 400); /* bare LF or CR, NUL or another control */
-            break;
-        }
-        const char *v_end = p;
-        while (v < v_end && is_ows(*v))
-            v++;
-        while (v_end > v && is_ows(v_end[-1]))
-            v_end--;
-        f->name = name;
-        f->name_len = (size_t)(colon - name);
-        f->value = v;
-        f->value_len = (size_t)(v_end - v);
-        f++;
-        /* Only names of these lengths mean something to the parser. */
-        size_t nl = (size_t)(colon - name);
+    size_t n;
+    int stop;
+    const char *q = h->sc->fields(p, h->lim, h->fields, h->max_fields, &n, &stop);
+    h->nfields = n;
+    /* The stored fields all lie before where the split stopped, so their
+     * meaning is judged first, as a left-to-right walk would. Only names
+     * of these lengths mean something to the parser. */
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = h->fields[i].name_len;
         if (nl == 4 || nl == 6 || nl == 10 || nl == 14 || nl == 17) {
-            rc = field_meaning(h, f - 1);
+            int rc = field_meaning(h, &h->fields[i]);
             if (rc < 0)
-                break;
+                return rc;
         }
-        p += 2;
     }
-    h->nfields = (size_t)(f - h->fields);
-    return rc;
+    switch (stop) {
+    case EDDY__HTTP_FIELDS_END:
+        return (int)(q - h->buf);
+    case EDDY__HTTP_FIELDS_MORE:
+        return ran_out(h);
+    case EDDY__HTTP_FIELDS_FULL:
+        return reject(h, 431);
+    default:
+        return reject(h, 400);
+    }
 }
 
 /* Sets h->lim for an input of len bytes and a head limit of max bytes. */

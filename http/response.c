@@ -80,8 +80,12 @@ int eddy__http_parse_date(const char *s, size_t len, int64_t *t)
     if (mon < 0 || day < 1 || day > 31 || year < 1970 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
         ss < 0 || ss > 60)
         return -EINVAL;
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon, .tm_mday = day,
-                    .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = mon,
+                    .tm_mday = day,
+                    .tm_hour = hh,
+                    .tm_min = mm,
+                    .tm_sec = ss};
     *t = (int64_t)timegm(&tm);
     return 0;
 }

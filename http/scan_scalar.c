@@ -72,7 +72,8 @@ static inline const char *walk(const char *p, const char *end, uint8_t bit)
     return p;
 }
 
-static const char *token_scalar(const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *token_scalar(const char *p,
+                                                                      const char *end)
 {
     while (end - p >= 4) {
         if (!(eddy__http_class[(uint8_t)p[0]] & EDDY__HTTP_TCHAR))
@@ -111,7 +112,8 @@ static inline bool value_word_suspect(uint64_t v)
     return (has_below(v, 0x20) | has_byte(v, 0x7f)) != 0;
 }
 
-static const char *value_scalar(const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *value_scalar(const char *p,
+                                                                      const char *end)
 {
     for (;;) {
         while (end - p >= 8 && !value_word_suspect(load64(p)))
@@ -124,8 +126,15 @@ static const char *value_scalar(const char *p, const char *end)
     }
 }
 
+static const char *fields_scalar(const char *p, const char *lim, struct eddy_http_header *f,
+                                 size_t max, size_t *n, int *stop)
+{
+    return eddy__http_split_fields(p, lim, f, max, n, stop, token_scalar, value_scalar);
+}
+
 const struct eddy__http_scanner eddy__http_scan_scalar = {
     .name = "scalar",
+    .fields = fields_scalar,
     .token = token_scalar,
     .target = target_scalar,
     .value = value_scalar,

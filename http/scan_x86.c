@@ -25,6 +25,10 @@
  * high half, which holds no token character) and bit h of lo[l] says
  * whether byte h * 16 + l is one. Exact for all 256 values.
  *
+ * The token and value scans are forced inline into each scanner's field
+ * splitter (eddy__http_split_fields), where they run once per field line;
+ * the copies the struct points to serve the other callers.
+ *
  * Bounds. Only whole blocks inside [p, end) are loaded. When the range
  * holds at least one block, the last partial block is handled by loading
  * the block that ends at end: it overlaps bytes already found in the
@@ -85,7 +89,8 @@ __attribute__((target("sse4.2"))) static const char *target_sse42(const char *p,
     return estr_find(p, end, ranges, 2, EDDY__HTTP_TARGET);
 }
 
-__attribute__((target("sse4.2"))) static const char *value_sse42(const char *p, const char *end)
+__attribute__((target("sse4.2"), always_inline)) static inline const char *
+value_sse42(const char *p, const char *end)
 {
     const __m128i ranges =
         _mm_setr_epi8(0x09, 0x09, 0x20, 0x7e, (char)0x80, (char)0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -105,7 +110,8 @@ __attribute__((target("sse4.2"))) static inline uint32_t token_bad16(__m128i b)
     return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(in, _mm_setzero_si128()));
 }
 
-__attribute__((target("sse4.2"))) static const char *token_sse42(const char *p, const char *end)
+__attribute__((target("sse4.2"), always_inline)) static inline const char *
+token_sse42(const char *p, const char *end)
 {
     if (end - p < 16)
         return walk(p, end, EDDY__HTTP_TCHAR);
@@ -121,8 +127,16 @@ __attribute__((target("sse4.2"))) static const char *token_sse42(const char *p, 
     return bad ? q + __builtin_ctz(bad) : end;
 }
 
+__attribute__((target("sse4.2"))) static const char *fields_sse42(const char *p, const char *lim,
+                                                                  struct eddy_http_header *f,
+                                                                  size_t max, size_t *n, int *stop)
+{
+    return eddy__http_split_fields(p, lim, f, max, n, stop, token_sse42, value_sse42);
+}
+
 const struct eddy__http_scanner eddy__http_scan_sse42 = {
     .name = "sse42",
+    .fields = fields_sse42,
     .token = token_sse42,
     .target = target_sse42,
     .value = value_sse42,
@@ -202,7 +216,8 @@ __attribute__((target("avx2"))) static inline uint32_t token_bad32(__m256i b)
         return walk(p, end, bit);                                                                  \
     } while (0)
 
-__attribute__((target("avx2"))) static const char *token_avx2(const char *p, const char *end)
+__attribute__((target("avx2"), always_inline)) static inline const char *token_avx2(const char *p,
+                                                                                    const char *end)
 {
     AVX2_FIND(token_bad32, token_bad16, EDDY__HTTP_TCHAR);
 }
@@ -212,13 +227,22 @@ __attribute__((target("avx2"))) static const char *target_avx2(const char *p, co
     AVX2_FIND(target_bad32, target_bad16, EDDY__HTTP_TARGET);
 }
 
-__attribute__((target("avx2"))) static const char *value_avx2(const char *p, const char *end)
+__attribute__((target("avx2"), always_inline)) static inline const char *value_avx2(const char *p,
+                                                                                    const char *end)
 {
     AVX2_FIND(value_bad32, value_bad16, EDDY__HTTP_VALUE);
 }
 
+__attribute__((target("avx2"))) static const char *fields_avx2(const char *p, const char *lim,
+                                                               struct eddy_http_header *f,
+                                                               size_t max, size_t *n, int *stop)
+{
+    return eddy__http_split_fields(p, lim, f, max, n, stop, token_avx2, value_avx2);
+}
+
 const struct eddy__http_scanner eddy__http_scan_avx2 = {
     .name = "avx2",
+    .fields = fields_avx2,
     .token = token_avx2,
     .target = target_avx2,
     .value = value_avx2,

@@ -128,8 +128,8 @@ EDDY_API int eddy_http_server_route(struct eddy_http_server *srv, const char *me
     struct eddy__list *pos;
     eddy__list_for_each (pos, &srv->routes) {
         struct eddy__http_route *r = eddy__container_of(pos, struct eddy__http_route, link);
-        bool same_method = (!r->method && !method) ||
-                           (r->method && method && strcmp(r->method, method) == 0);
+        bool same_method =
+            (!r->method && !method) || (r->method && method && strcmp(r->method, method) == 0);
         if (same_method && strcmp(r->pattern, pattern) == 0)
             return -EEXIST;
     }
@@ -230,8 +230,8 @@ static void access_log(struct eddy_http_exchange *ex, const char *line, size_t l
 {
     char peer[EDDY_ADDR_TEXT_MAX] = "-";
     eddy_addr_format(&ex->conn->peer, peer, sizeof(peer));
-    dprintf(ex->conn->srv->opts.access_log_fd, "%s [%s] \"%.*s\" %u\n", peer,
-            eddy__http_date_now(), (int)len, line, ex->status);
+    dprintf(ex->conn->srv->opts.access_log_fd, "%s [%s] \"%.*s\" %u\n", peer, eddy__http_date_now(),
+            (int)len, line, ex->status);
 }
 
 /* Waits for more request bytes: flushes pending responses first. */
@@ -322,10 +322,9 @@ static void serve_connection(struct eddy__http_conn *c)
         char line[256];
         size_t line_len = 0;
         if (srv->opts.access_log) {
-            line_len = (size_t)snprintf(line, sizeof(line), "%.*s %.*s HTTP/1.%d",
-                                        (int)ex.req.method_len, ex.req.method_text,
-                                        (int)ex.req.target_len, ex.req.target,
-                                        ex.req.version_minor);
+            line_len = (size_t)snprintf(
+                line, sizeof(line), "%.*s %.*s HTTP/1.%d", (int)ex.req.method_len,
+                ex.req.method_text, (int)ex.req.target_len, ex.req.target, ex.req.version_minor);
             if (line_len >= sizeof(line))
                 line_len = sizeof(line) - 1;
         }
@@ -373,9 +372,8 @@ static int start_connection(struct eddy_http_server *srv, int fd, const struct e
         eddy__free(c);
         return rc;
     }
-    struct eddy_task_opts to = {.name = "http-conn",
-                                .stack_size_bytes = srv->opts.stack_size_bytes,
-                                .detached = true};
+    struct eddy_task_opts to = {
+        .name = "http-conn", .stack_size_bytes = srv->opts.stack_size_bytes, .detached = true};
     rc = eddy_task_spawn(conn_main, c, &to, NULL);
     if (rc < 0) {
         eddy_stream_abort(c->stream);

@@ -190,8 +190,7 @@ EDDY_API int eddy_http_respond_file(struct eddy_http_exchange *ex, const char *p
     return rc;
 }
 
-EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root,
-                                 const char *param)
+EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root, const char *param)
 {
     if (!ex || !root || !param)
         return -EINVAL;

@@ -6,12 +6,15 @@
  * EAGAIN (edge-triggered epoll: the fd stays registered, a wakeup is
  * followed by another attempt). EINTR is retried here and nowhere else.
  * Cost: one syscall when data or buffer space is there; otherwise two
- * context switches and an epoll_wait on top.
+ * context switches and an epoll_wait on top. Writes to sockets use
+ * MSG_NOSIGNAL; writes to anything else run under the SIGPIPE guard
+ * (io/internal.h), so no eddy write ever raises SIGPIPE.
  */
 #include "io/internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +53,37 @@ EDDY_API ssize_t eddy_fd_read(int fd, void *buf, size_t len)
     }
 }
 
+void eddy__sigpipe_block(struct eddy__sigpipe_guard *g)
+{
+    g->active = false;
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+        return;
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old) != 0 || sigismember(&g->old, SIGPIPE))
+        return;
+    /* Unblocked until now, so no SIGPIPE was pending: any pending after the
+     * call is the call's. */
+    g->active = true;
+}
+
+void eddy__sigpipe_restore(struct eddy__sigpipe_guard *g)
+{
+    if (!g->active)
+        return;
+    int saved = errno;
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    errno = saved;
+}
+
 ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int iovcnt)
 {
     for (;;) {
@@ -58,7 +92,10 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
             struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
             n = sendmsg(fd, &msg, MSG_NOSIGNAL);
         } else {
+            struct eddy__sigpipe_guard g;
+            eddy__sigpipe_block(&g);
             n = writev(fd, iov, iovcnt);
+            eddy__sigpipe_restore(&g);
         }
         if (n >= 0)
             return n;

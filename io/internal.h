@@ -6,6 +6,8 @@
 #ifndef EDDY_IO_INTERNAL_H
 #define EDDY_IO_INTERNAL_H
 
+#include <signal.h>
+
 #include "alloc/internal.h"
 #include <eddy/io.h>
 
@@ -16,12 +18,31 @@ int eddy__fd_set_nonblocking(int fd);
 bool eddy__fd_is_socket(int fd);
 
 /* One write attempt without waiting: send(MSG_NOSIGNAL) on a socket,
- * writev otherwise. Returns the count, or -errno (-EAGAIN included). */
+ * writev under the SIGPIPE guard otherwise. Returns the count, or -errno
+ * (-EAGAIN included). */
 ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
 
 /* As eddy_fd_writev_all with the socket test done by the caller; iov is
  * copied into a scratch array of its own. */
 ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
+
+/*
+ * The SIGPIPE guard, for the writes that have no MSG_NOSIGNAL (pipes,
+ * sendfile): a reader that went away raises SIGPIPE in the calling thread,
+ * whose default action kills the process. Unless the process ignores
+ * SIGPIPE or the thread blocks it already, block blocks it for one syscall
+ * (never across a park) and restore consumes a SIGPIPE that the syscall
+ * raised (also after a partial write: the kernel raises it when the reader
+ * vanishes midway) before the mask comes back. The signal is thread-
+ * directed, so no other thread sees it. Cost: four syscalls around the
+ * write (one when the process ignores SIGPIPE).
+ */
+struct eddy__sigpipe_guard {
+    bool active;
+    sigset_t old;
+};
+void eddy__sigpipe_block(struct eddy__sigpipe_guard *g);
+void eddy__sigpipe_restore(struct eddy__sigpipe_guard *g);
 
 /* ---- io/process.c ----------------------------------------------------------- */
 

@@ -75,50 +75,6 @@ EDDY_API int eddy_pipe(int fds[2])
     return 0;
 }
 
-/* One write(2) with SIGPIPE blocked in this thread. A SIGPIPE the write
- * raised is thread-directed and now pending: consume it before unblocking,
- * unless the thread blocked SIGPIPE already (then it stays pending, as a
- * plain write would leave it). Returns the count or -errno (-EAGAIN too). */
-static ssize_t pipe_try_write(int fd, const void *buf, size_t len)
-{
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t n;
-    do {
-        n = write(fd, buf, len);
-    } while (n < 0 && errno == EINTR);
-    int err = n < 0 ? errno : 0;
-    if (err == EPIPE && !sigismember(&old, SIGPIPE)) {
-        static const struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return n < 0 ? -err : n;
-}
-
-EDDY_API ssize_t eddy_pipe_write_all(int fd, const void *buf, size_t len)
-{
-    if (len > SSIZE_MAX || (len > 0 && !buf))
-        return -EINVAL;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pipe_try_write(fd, (const char *)buf + done, len - done);
-        if (n == -EAGAIN) {
-            int rc = eddy_fd_wait(fd, EDDY_FD_WRITE);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        if (n < 0)
-            return n;
-        done += (size_t)n;
-    }
-    return (ssize_t)len;
-}
-
 /* ---- the process record -------------------------------------------------------- */
 
 enum proc_state {
@@ -673,7 +629,9 @@ static intptr_t comm_writer(void *arg)
     /* abandoned is checked before each write: the input belongs to a caller
      * that may have returned. */
     while (c->input_off < c->input_len && !c->abandoned) {
-        ssize_t n = pipe_try_write(c->in_fd, c->input + c->input_off, c->input_len - c->input_off);
+        struct iovec iov = {.iov_base = (void *)(c->input + c->input_off),
+                            .iov_len = c->input_len - c->input_off};
+        ssize_t n = eddy__fd_try_writev(c->in_fd, false, &iov, 1);
         if (n == -EAGAIN) {
             int w = eddy_fd_wait(c->in_fd, EDDY_FD_WRITE);
             if (w < 0) {

@@ -3,11 +3,15 @@
  * and StreamWriter in one object).
  *
  * Read buffer: rbuf[rstart, rend) holds bytes received and not consumed.
- * It is allocated on the first read, compacted (memmove to the front) when
- * the free tail runs out, and doubled only when a caller asks for more
- * buffered bytes than fit (fill's max_bytes, a delimiter search's cap).
+ * It is allocated on the first read. Before a refill, bytes consumed at the
+ * front make the rest move there (memmove of the unconsumed bytes, which a
+ * refill only needs when they hold no complete message, so few), so each
+ * read gets all the free space. It is doubled only when a caller asks for
+ * more buffered bytes than fit (fill's max_bytes, a delimiter search's cap).
  * Reads of at least half the buffer skip it and go straight into the
- * caller's memory.
+ * caller's memory. A read that fails consumes nothing: read_until and
+ * read_line only consume on success, and read_exactly puts the bytes it
+ * gathered back in front of the buffer (unread) before it returns an error.
  *
  * Write buffer: wbuf[0, wlen) with capacity wcap, the high-water mark.
  * A write that fits is copied and returns without a syscall; one that does
@@ -16,6 +20,10 @@
  * bytes ever wait in user space per stream. The first write error sticks:
  * later writes, flush and close report it, so data accepted by a write is
  * never dropped without a caller hearing of it.
+ *
+ * SIGPIPE: sockets are written with MSG_NOSIGNAL; pipe writes and
+ * sendfile(2) have no such flag and run under the SIGPIPE guard of
+ * io/internal.h.
  *
  * Costs: a small write is a memcpy; a read that the buffer can serve is a
  * memcpy; a delimiter search scans each byte once (after each fill it
@@ -49,8 +57,7 @@ struct eddy_stream {
     size_t wcap, wlen;
 };
 
-EDDY_API int eddy_stream_open(int fd, const struct eddy_stream_opts *opts,
-                              struct eddy_stream **out)
+EDDY_API int eddy_stream_open(int fd, const struct eddy_stream_opts *opts, struct eddy_stream **out)
 {
     if (fd < 0 || !out)
         return -EINVAL;
@@ -114,7 +121,10 @@ static size_t buffered(const struct eddy_stream *s)
 
 EDDY_API void eddy_stream_consume(struct eddy_stream *s, size_t n)
 {
-    assert(n <= buffered(s));
+    /* n is the caller's: past the buffered bytes would corrupt the
+     * indices, so it is clamped (an assert would guard only debug builds). */
+    if (n > buffered(s))
+        n = buffered(s);
     s->rstart += n;
     if (s->rstart == s->rend)
         s->rstart = s->rend = 0;
@@ -232,7 +242,7 @@ EDDY_API ssize_t eddy_stream_read_some(struct eddy_stream *s, void *buf, size_t 
 }
 
 /* Puts the got bytes read_exactly already took back in front of the
- * (then empty) buffer, so that an early end of stream consumes nothing. */
+ * (then empty) buffer, so that a failed read_exactly consumes nothing. */
 static int unread(struct eddy_stream *s, const void *buf, size_t got)
 {
     assert(buffered(s) == 0);
@@ -266,12 +276,14 @@ EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size
             if (n > 0)
                 n = (ssize_t)take(s, p + got, len - got);
         }
-        if (n == 0) {
+        if (n <= 0) {
+            /* An early end, or an error (a cancel or a timeout included):
+             * keep what arrived for the next call. */
             int rc = unread(s, p, got);
-            return rc < 0 ? rc : -ENODATA;
+            if (rc < 0)
+                return rc;
+            return n == 0 ? -ENODATA : n;
         }
-        if (n < 0)
-            return n;
         got += (size_t)n;
     }
     return (ssize_t)len;
@@ -280,7 +292,7 @@ EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size
 EDDY_API ssize_t eddy_stream_read_until(struct eddy_stream *s, const void *delim, size_t delim_len,
                                         char *buf, size_t cap)
 {
-    if (!s || !delim || delim_len == 0 || !buf || cap < delim_len + 1 || cap - 1 > SSIZE_MAX)
+    if (!s || !delim || delim_len == 0 || !buf || delim_len >= cap || cap - 1 > SSIZE_MAX)
         return -EINVAL;
     size_t max = cap - 1;
     size_t scanned = 0; /* bytes from the front already ruled out */
@@ -314,13 +326,25 @@ EDDY_API ssize_t eddy_stream_read_until(struct eddy_stream *s, const void *delim
 EDDY_API ssize_t eddy_stream_read_line(struct eddy_stream *s, char *buf, size_t cap)
 {
     ssize_t n = eddy_stream_read_until(s, "\n", 1, buf, cap);
+    if (n == -EMSGSIZE && buffered(s) == cap - 1) {
+        /* Exactly cap - 1 bytes without a newline: a last line that fits
+         * when the stream ends right after them. One more read tells. */
+        if (!s->eof) {
+            ssize_t r = eddy_stream_fill(s, SIZE_MAX);
+            if (r < 0)
+                return r;
+        }
+        if (!s->eof || buffered(s) != cap - 1)
+            return -EMSGSIZE;
+        n = -ENODATA;
+    }
     if (n != -ENODATA)
         return n;
     /* The last line has no newline: it is still a line. */
     size_t have = buffered(s);
     if (have == 0)
         return -ENODATA;
-    n = (ssize_t)take(s, buf, have); /* have < cap: read_until said -ENODATA, not -EMSGSIZE */
+    n = (ssize_t)take(s, buf, have); /* have < cap, checked above or by read_until */
     buf[n] = 0;
     return n;
 }
@@ -332,10 +356,17 @@ EDDY_API size_t eddy_stream_write_buffered(const struct eddy_stream *s)
     return s ? s->wlen : 0;
 }
 
+/* Writes all of v[0..cnt), parking while the fd is full. Returns the total
+ * or -errno. */
+static ssize_t write_all(struct eddy_stream *s, const struct iovec *v, int cnt)
+{
+    return eddy__fd_writev_all(s->fd, s->is_socket, v, cnt);
+}
+
 /* Sends the buffered bytes followed by iov[0..iovcnt) with one writev. */
 static ssize_t send_through(struct eddy_stream *s, const struct iovec *iov, int iovcnt)
 {
-    struct iovec small[9];
+    struct iovec small[9] = {{0}};
     struct iovec *v = small;
     if (iovcnt + 1 > (int)(sizeof(small) / sizeof(small[0]))) {
         v = eddy__malloc(((size_t)iovcnt + 1) * sizeof(*v));
@@ -345,17 +376,19 @@ static ssize_t send_through(struct eddy_stream *s, const struct iovec *iov, int 
     int n = 0;
     if (s->wlen)
         v[n++] = (struct iovec){.iov_base = s->wbuf, .iov_len = s->wlen};
-    memcpy(v + n, iov, (size_t)iovcnt * sizeof(*v));
-    ssize_t rc = eddy__fd_writev_all(s->fd, s->is_socket, v, n + iovcnt);
+    if (iovcnt)
+        memcpy(v + n, iov, (size_t)iovcnt * sizeof(*v));
+    ssize_t rc = write_all(s, v, n + iovcnt);
     if (v != small)
         eddy__free(v);
-    if (rc < 0) {
-        /* What went out of the buffered part is unknown: drop it, and make
-         * the error stick so the loss is reported again. */
-        s->write_error = (int)rc;
-        s->wlen = 0;
+    /* -ENOMEM comes from a scratch array, before anything was sent: the
+     * stream stays as it was. */
+    if (rc == -ENOMEM)
         return rc;
-    }
+    /* On another error, what went out of the buffered part is unknown: drop
+     * it, and make the error stick so the loss is reported again. */
+    if (rc < 0)
+        s->write_error = (int)rc;
     s->wlen = 0;
     return rc;
 }
@@ -364,23 +397,28 @@ EDDY_API ssize_t eddy_stream_writev(struct eddy_stream *s, const struct iovec *i
 {
     if (!s || iovcnt < 0 || iovcnt > IOV_MAX - 1 || (iovcnt && !iov))
         return -EINVAL;
-    if (s->write_error)
-        return s->write_error;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SSIZE_MAX - total)
+        if (iov[i].iov_len > SSIZE_MAX - total || (!iov[i].iov_base && iov[i].iov_len))
             return -EINVAL;
         total += iov[i].iov_len;
     }
+    if (s->write_error)
+        return s->write_error;
+    /* The buffered total stays <= wcap, so this cannot overflow either. */
     if (total <= s->wcap - s->wlen) {
+        if (total == 0)
+            return 0;
         if (!s->wbuf) {
             s->wbuf = eddy__malloc(s->wcap);
             if (!s->wbuf)
                 return -ENOMEM;
         }
         for (int i = 0; i < iovcnt; i++) {
-            memcpy(s->wbuf + s->wlen, iov[i].iov_base, iov[i].iov_len);
-            s->wlen += iov[i].iov_len;
+            if (iov[i].iov_len) {
+                memcpy(s->wbuf + s->wlen, iov[i].iov_base, iov[i].iov_len);
+                s->wlen += iov[i].iov_len;
+            }
         }
         return (ssize_t)total;
     }
@@ -410,64 +448,21 @@ EDDY_API int eddy_stream_flush(struct eddy_stream *s)
 
 /* ---- sendfile ------------------------------------------------------------- */
 
-/*
- * sendfile(2) has no MSG_NOSIGNAL: a peer that went away raises SIGPIPE in
- * the calling thread. Unless the process already ignores or blocks it,
- * SIGPIPE is blocked around the call and a SIGPIPE the call raised is
- * consumed before the mask is restored.
- */
-struct sigpipe_guard {
-    bool active;
-    bool was_pending;
-    sigset_t old;
-};
-
-static void sigpipe_block(struct sigpipe_guard *g)
-{
-    g->active = false;
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
-        return;
-    sigset_t pipe_set;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old) != 0 || sigismember(&g->old, SIGPIPE))
-        return;
-    sigset_t pending;
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE);
-    g->active = true;
-}
-
-static void sigpipe_restore(struct sigpipe_guard *g, bool raised)
-{
-    if (!g->active)
-        return;
-    if (raised && !g->was_pending) {
-        sigset_t pipe_set;
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 static ssize_t sendfile_once(int out_fd, int in_fd, off_t *offset, size_t len)
 {
-    struct sigpipe_guard g;
-    sigpipe_block(&g);
+    struct eddy__sigpipe_guard g;
+    eddy__sigpipe_block(&g);
     ssize_t n;
     do {
         n = sendfile(out_fd, in_fd, offset, len);
     } while (n < 0 && errno == EINTR);
     int err = n < 0 ? errno : 0;
-    sigpipe_restore(&g, err == EPIPE);
+    eddy__sigpipe_restore(&g);
     return n < 0 ? -err : n;
 }
 
-/* The fallback for fds sendfile refuses: pread into a bounce buffer. */
+/* The fallback where sendfile refuses the pair: pread into a bounce buffer
+ * and write. */
 static ssize_t copy_file(struct eddy_stream *s, int file_fd, off_t offset, size_t len)
 {
     char *chunk = eddy__malloc(SENDFILE_CHUNK_BYTES);
@@ -485,7 +480,7 @@ static ssize_t copy_file(struct eddy_stream *s, int file_fd, off_t offset, size_
             break;
         }
         struct iovec iov = {.iov_base = chunk, .iov_len = (size_t)n};
-        ssize_t w = eddy__fd_writev_all(s->fd, s->is_socket, &iov, 1);
+        ssize_t w = write_all(s, &iov, 1);
         if (w < 0) {
             s->write_error = (int)w;
             rc = w;
@@ -517,14 +512,15 @@ EDDY_API ssize_t eddy_stream_sendfile(struct eddy_stream *s, int file_fd, off_t 
             return -ENODATA;
         if (n == -EAGAIN) {
             int w = eddy_fd_wait(s->fd, EDDY_FD_WRITE);
-            if (w < 0)
+            if (w < 0) {
+                /* As a write's: a part may have gone out. */
+                s->write_error = w;
                 return w;
+            }
             continue;
         }
-        if ((n == -EINVAL || n == -ENOSYS) && left == len) {
-            ssize_t c = copy_file(s, file_fd, offset, len);
-            return c;
-        }
+        if ((n == -EINVAL || n == -ENOSYS) && left == len)
+            return copy_file(s, file_fd, offset, len);
         if (n == -EPIPE || n == -ECONNRESET)
             s->write_error = (int)n;
         return n;

@@ -227,8 +227,7 @@ static intptr_t signal_watch(void *arg)
     int sig = eddy_signal_wait(sigs, 3, EDDY_DEADLINE_NEVER);
     if (sig < 0)
         return sig;
-    fprintf(stderr, "eddy-httpd: %s, stopping (a second signal exits at once)\n",
-            strsignal(sig));
+    fprintf(stderr, "eddy-httpd: %s, stopping (a second signal exits at once)\n", strsignal(sig));
     stop_all();
     sig = eddy_signal_wait(sigs, 3, EDDY_DEADLINE_NEVER);
     if (sig > 0)
@@ -254,17 +253,16 @@ static intptr_t main_task(void *arg)
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: eddy-httpd [options]\n"
-            "  --host ADDR          address to listen on (default 127.0.0.1; ::1 for IPv6)\n"
-            "  --port N             port (default 8080; 0 picks a free one)\n"
-            "  --threads N          loops, one per thread, sharing the port (default 1)\n"
-            "  --root DIR           serve files under DIR at /files/...\n"
-            "  --max-connections N  open connections before accepting pauses (default 10000)\n"
-            "  --access-log         one line per request on stderr (default off)\n"
-            "  --help               this text\n"
-            "routes: /plaintext, /json, /delay?ms=N, POST /echo, /files/... (with --root)\n"
-            "SIGINT/SIGTERM/SIGHUP stop gracefully; a second one exits at once.\n");
+    fprintf(to, "usage: eddy-httpd [options]\n"
+                "  --host ADDR          address to listen on (default 127.0.0.1; ::1 for IPv6)\n"
+                "  --port N             port (default 8080; 0 picks a free one)\n"
+                "  --threads N          loops, one per thread, sharing the port (default 1)\n"
+                "  --root DIR           serve files under DIR at /files/...\n"
+                "  --max-connections N  open connections before accepting pauses (default 10000)\n"
+                "  --access-log         one line per request on stderr (default off)\n"
+                "  --help               this text\n"
+                "routes: /plaintext, /json, /delay?ms=N, POST /echo, /files/... (with --root)\n"
+                "SIGINT/SIGTERM/SIGHUP stop gracefully; a second one exits at once.\n");
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)

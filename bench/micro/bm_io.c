@@ -34,8 +34,8 @@ static int read_full(int fd, char *buf, size_t len, bool parking)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t n = parking ? eddy_fd_read(fd, buf + got, len - got)
-                            : read(fd, buf + got, len - got);
+        ssize_t n =
+            parking ? eddy_fd_read(fd, buf + got, len - got) : read(fd, buf + got, len - got);
         if (n <= 0)
             return n < 0 ? (parking ? (int)n : -errno) : -ENODATA;
         got += (size_t)n;

@@ -46,7 +46,20 @@ extern "C" {
  * and duplicates must agree; Content-Length with Transfer-Encoding is
  * rejected; Transfer-Encoding must end in "chunked" and list no other
  * coding (eddy decodes none: 501); HTTP/1.0 with Transfer-Encoding is 400.
- * A request needs exactly one Host header in HTTP/1.1 (RFC 9112 3.2).
+ * A request needs exactly one Host header in HTTP/1.1 (RFC 9112 3.2), and
+ * a Host value must be uri-host [":" port] (400 otherwise, in any version).
+ * Empty lines (CRLF) before the request line are skipped (RFC 9112 2.2).
+ *
+ * Order: the head is judged left to right, line by line, so the answer is
+ * the first fault in it; the checks that need the whole head (Host
+ * present, CL with TE, the codings) come after the empty line, 400 before
+ * 501 before 413. Hence a prefix of any input gives -EAGAIN or the same
+ * answer as the whole input. A limit counts as passed as soon as len
+ * reaches it without the line (or head) being complete, so a client that
+ * never ends its head is answered once it sends the limit's worth.
+ *
+ * Cost: one pass over the head, no allocation; about 0.25 us for a
+ * browser's 760-byte GET with 12 fields on this project's machines.
  */
 
 /* Parser results beyond the header length: -EAGAIN (need more bytes) and
@@ -82,8 +95,8 @@ struct eddy_http_header {
 
 /* Limits, each answered with its status. Zero fields take the defaults. */
 struct eddy_http_limits {
-    size_t max_request_line_bytes; /* 414 (8 KiB) */
-    size_t max_header_bytes;       /* 431, the whole header block (64 KiB) */
+    size_t max_request_line_bytes; /* 414, the request line with its CRLF (8 KiB) */
+    size_t max_header_bytes;       /* 431, the whole head with its empty lines (64 KiB) */
     size_t max_headers;            /* 431 (100; also bounded by the caller's array) */
     uint64_t max_body_bytes;       /* 413, checked against Content-Length (1 MiB) */
 };
@@ -94,20 +107,23 @@ struct eddy_http_request {
     size_t method_len;
     const char *target; /* the request-target as sent */
     size_t target_len;
-    const char *path; /* target up to '?' (for absolute-form: the path part) */
+    /* The target up to '?'. For absolute-form, the path part after the
+     * authority, which may be empty ("http://h" and "http://h?q": it means
+     * "/"); for CONNECT, the authority ("host:port"); for OPTIONS, "*". */
+    const char *path;
     size_t path_len;
-    const char *query; /* after '?', or NULL */
+    const char *query; /* after the first '?' (maybe empty), or NULL without one */
     size_t query_len;
     int version_minor;                /* HTTP/1.<version_minor>: 0 or 1 */
     struct eddy_http_header *headers; /* the caller's array, filled */
     size_t nheaders;
-    const char *host; /* the Host header's value, or NULL */
+    const char *host; /* the Host header's value (also for absolute-form), or NULL */
     size_t host_len;
     enum eddy_http_body body;
     uint64_t content_length;
-    bool keep_alive;      /* by version and Connection: close / keep-alive */
-    bool expect_continue; /* Expect: 100-continue */
-    uint16_t status;      /* on -EBADMSG: 400, 413, 414, 431, 501 or 505 */
+    bool keep_alive;      /* 1.1 unless Connection: close; 1.0 only with keep-alive */
+    bool expect_continue; /* Expect: 100-continue, in HTTP/1.1 (1.0 ignores it) */
+    uint16_t status;      /* on -EBADMSG: 400, 413, 414, 431, 501 or 505; else 0 */
 };
 
 /*
@@ -115,7 +131,9 @@ struct eddy_http_request {
  * the header fields (a request with more is 431). limits may be NULL.
  * Returns: the head's length including its final CRLF CRLF (the body, or
  * the next pipelined request, starts there); -EAGAIN when the head is not
- * complete yet (and no limit is passed); -EBADMSG with req->status set.
+ * complete yet (and no limit is passed); -EBADMSG with req->status set;
+ * -EINVAL when req is NULL, or buf or headers is NULL with a length.
+ * On -EAGAIN and -EBADMSG the other fields of req are unspecified.
  * buf, headers: borrowed; req's views point into buf. Suspends: no.
  * Thread rules: any thread.
  */
@@ -136,17 +154,29 @@ struct eddy_http_response {
 };
 
 /*
- * Parses a response head (for the client). Returns: the head's length;
- * -EAGAIN; -EBADMSG (malformed status line or headers, CL with TE, bad
- * Content-Length); -EMSGSIZE (more than max_headers fields, or a head
- * above limits->max_header_bytes). Suspends: no.
+ * Parses a response head (for the client), with the request parser's field
+ * rules. The status line is "HTTP/1.x NNN reason" (NNN >= 100; a missing
+ * space before an empty reason is accepted). Framing (RFC 9112 6.3): 1xx,
+ * 204 and 304 have no body (content_length still says what the header
+ * said); then chunked; then Content-Length; else until close. The only
+ * transfer coding eddy decodes is chunked, so any other is -EBADMSG.
+ * keep_alive is false for HTTP/1.0 without keep-alive, for "close", and for
+ * a body that ends at close. limits->max_body_bytes is not used here.
+ * Returns: the head's length; -EAGAIN; -EBADMSG (malformed status line or
+ * headers, a version other than 1.0/1.1, CL with TE, TE in 1.0, a bad or
+ * differing Content-Length, a coding other than chunked); -EMSGSIZE (more
+ * than max_headers fields, a status line above
+ * limits->max_request_line_bytes, or a head above
+ * limits->max_header_bytes); -EINVAL as for requests. buf, headers:
+ * borrowed; resp's views point into buf. Suspends: no. Thread rules: any
+ * thread.
  */
 EDDY_API int eddy_http_parse_response(const char *buf, size_t len, struct eddy_http_response *resp,
                                       struct eddy_http_header *headers, size_t max_headers,
                                       const struct eddy_http_limits *limits);
 
-/* State of a chunked-body decoder; zero it (or eddy_http_chunked_init)
- * before the first call. */
+/* State of a chunked-body decoder; zero it (no limit) or call
+ * eddy_http_chunked_init before the first call. */
 struct eddy_http_chunked {
     uint64_t _left; /* bytes left in the current chunk */
     uint64_t _total;
@@ -155,18 +185,29 @@ struct eddy_http_chunked {
     uint64_t max_body_bytes; /* 0: no limit (the server sets it) */
 };
 
+/* Starts a decoder for one body of at most max_body_bytes decoded bytes
+ * (0: no limit). c: borrowed. Suspends: no. */
 EDDY_API void eddy_http_chunked_init(struct eddy_http_chunked *c, uint64_t max_body_bytes);
 
 /*
  * Decodes chunked data in place: buf[0, *len) holds received bytes; on
  * return buf[0, *len) holds the decoded body bytes of this call (chunk
- * framing, extensions and trailers removed). Chunk extensions are skipped
- * (at most 4 KiB per line), trailers are read and dropped (at most 8 KiB).
+ * framing, extensions and trailers removed). The input may be cut
+ * anywhere: the decoder keeps its place in c. Chunk extensions are
+ * checked for bytes a field value may hold and skipped (a size line is at
+ * most 4 KiB, CRLF included); trailers are checked as field lines and
+ * dropped (at most 8 KiB, final CRLF included).
  * Returns: -EAGAIN when more input is needed (everything given was used);
  * n >= 0 when the body ended: the last n bytes of the input (not part of
  * the body, e.g. the next pipelined request) are left at buf[*len, *len+n);
- * -EBADMSG for a bad chunk size, missing CRLF, or overflow; -EMSGSIZE when
- * the body passes max_body_bytes. Suspends: no.
+ * after the end, each call returns all of its input that way. -EBADMSG for
+ * a bad chunk size (no digit, not hex, above 64 bits, a sign, whitespace
+ * without an extension), a missing or bare-LF line end, a bad extension or
+ * trailer; -EMSGSIZE when the body passes max_body_bytes (checked at each
+ * size line, before its data) or a size line or the trailers pass their
+ * limit; on these two *len holds what was decoded before, and every later
+ * call fails the same way. -EINVAL when c or len is NULL, or buf is NULL
+ * with *len > 0. buf: borrowed. Suspends: no.
  */
 EDDY_API ssize_t eddy_http_chunked_decode(struct eddy_http_chunked *c, char *buf, size_t *len);
 
@@ -174,7 +215,8 @@ EDDY_API ssize_t eddy_http_chunked_decode(struct eddy_http_chunked *c, char *buf
 EDDY_API const char *eddy_http_method_name(enum eddy_http_method m);
 /* The standard reason phrase of a status ("Not Found"), "" when unknown. */
 EDDY_API const char *eddy_http_status_reason(unsigned status);
-/* Finds a header by case-insensitive name; returns its index or -ENOENT. */
+/* Finds the first header named name (ASCII case-insensitive); returns its
+ * index, -ENOENT, or -EINVAL for a NULL array or name with a length. */
 EDDY_API int eddy_http_header_find(const struct eddy_http_header *headers, size_t n,
                                    const char *name, size_t name_len);
 
@@ -228,7 +270,7 @@ struct eddy_http_server_opts {
     size_t stack_size_bytes;   /* handler stack; 0: 64 KiB */
     bool access_log;           /* one line per request to access_log_fd (default off) */
     int access_log_fd;
-    const char *server_name;   /* Server header; NULL: "eddy", "" to omit */
+    const char *server_name; /* Server header; NULL: "eddy", "" to omit */
 };
 
 /* Creates a server (opts may be NULL: defaults). Returns: 0; -EINVAL;
@@ -372,7 +414,6 @@ EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root
 /* The Content-Type eddy sends for a file name ("text/html; charset=utf-8"),
  * "application/octet-stream" when the extension is unknown. */
 EDDY_API const char *eddy_http_content_type(const char *path);
-
 
 #ifdef __cplusplus
 }

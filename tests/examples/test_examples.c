@@ -230,3 +230,30 @@ EDDY_TEST(examples, shutdown_stops_the_server_gracefully_on_sigterm_and_sigint)
         free(out);
     }
 }
+
+EDDY_TEST(examples, http_server_answers_its_own_client_then_stops)
+{
+    check_example("http_server", "HTTP/1.1 200 OK\n"
+                                 "  Hello, world!\n"
+                                 "HTTP/1.1 200 OK\n"
+                                 "  Hello, eddy!\n"
+                                 "HTTP/1.1 404 Not Found\n"
+                                 "  404 Not Found\n"
+                                 "client done, stopping the server\n"
+                                 "server stopped: success\n");
+}
+
+EDDY_TEST(examples, files_writes_reads_lines_gathers_lists_and_cleans_up)
+{
+    check_example("files", "wrote notes.txt (24 bytes)\n"
+                           "line 1: apples 3\n"
+                           "line 2: pears 5\n"
+                           "line 3: plums 7 (no newline)\n"
+                           "total fruit: 15\n"
+                           "read part-1.txt: 100 bytes\n"
+                           "read part-2.txt: 200 bytes\n"
+                           "read part-3.txt: 300 bytes\n"
+                           "directory: notes.txt part-1.txt part-2.txt part-3.txt\n"
+                           "notes.txt: 24 bytes, a regular file\n"
+                           "removed 4 files and the directory\n");
+}

@@ -88,9 +88,10 @@ EDDY_TEST(httpd, serves_the_design_routes_and_stops_on_sigterm)
                     &len);
     cr_expect_eq(ht_status(r), 400, "%s", r);
     free(r);
-    r = ht_exchange(h.port,
-                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
-                    &len);
+    r = ht_exchange(
+        h.port,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        &len);
     cr_expect_not_null(strstr(r, "\r\n\r\nabc"), "%s", r);
     free(r);
     r = ht_exchange(h.port, "GET /files/f.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -133,8 +134,12 @@ EDDY_TEST(httpd, bad_flags_exit_2_and_help_exits_0)
     const char *build = getenv("EDDY_BUILD");
     cr_assert_not_null(build);
     const char *cases[][2] = {
-        {"--port 70000", "2"}, {"--threads 0", "2"}, {"--host nothost", "2"},
-        {"--bogus", "2"},      {"--root /nonexistent-dir", "2"}, {"--help", "0"},
+        {"--port 70000", "2"},
+        {"--threads 0", "2"},
+        {"--host nothost", "2"},
+        {"--bogus", "2"},
+        {"--root /nonexistent-dir", "2"},
+        {"--help", "0"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char cmd[256];

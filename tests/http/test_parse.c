@@ -17,15 +17,19 @@
  * must take apart; python3's http.server sends responses (Content-Length
  * and chunked) that the response parser and the decoder must read.
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -1573,4 +1577,354 @@ EDDY_TEST(http_parse, header_find_ignores_case_and_takes_the_first)
     struct eddy_http_header odd[] = {{"`", 1, "v", 1}};
     cr_expect_eq(eddy_http_header_find(odd, 1, "@", 1), -ENOENT);
     cr_expect_eq(eddy_http_header_find(odd, 1, "`", 1), 0);
+}
+
+/* ---- real peers ---------------------------------------------------------------------- */
+
+/* How long a peer may take for one step; generous for `make valgrind`. */
+#define PEER_TIMEOUT_MS 30000
+#define PEER_BUF_BYTES (256 * 1024)
+
+static int listen_loopback(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Waits until fd is readable; fails the test after PEER_TIMEOUT_MS. */
+static void wait_readable(int fd, const char *what)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, PEER_TIMEOUT_MS);
+    cr_assert_eq(n, 1, "%s: nothing within %d ms", what, PEER_TIMEOUT_MS);
+}
+
+/* Starts argv[0] with stdin from in_fd (-1: /dev/null) and stdout to
+ * out_fd (-1: /dev/null). The child dies with the test's process, so a
+ * failed test leaves no peer behind. */
+static pid_t spawn(const char *const argv[], int in_fd, int out_fd)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_RDWR);
+        dup2(in_fd >= 0 ? in_fd : null, 0);
+        dup2(out_fd >= 0 ? out_fd : null, 1);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void expect_exit_0(pid_t pid, const char *what)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s ended with status %#x", what, st);
+}
+
+static bool have_program(const char *name)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
+    return system(cmd) == 0;
+}
+
+/* One request as a server reads it: head parsed by eddy, body decoded. */
+struct peer_request {
+    char raw[PEER_BUF_BYTES];
+    size_t raw_len;
+    int head_len;
+    struct eddy_http_request req;
+    struct eddy_http_header hdrs[32];
+    char body[PEER_BUF_BYTES];
+    size_t body_len;
+};
+
+static void read_more(int fd, char *buf, size_t *len, size_t cap, const char *what)
+{
+    cr_assert_lt(*len, cap, "%s: more than %zu bytes", what, cap);
+    wait_readable(fd, what);
+    ssize_t n = read(fd, buf + *len, cap - *len);
+    cr_assert_gt(n, 0, "%s: the peer closed or failed (%zd)", what, n);
+    *len += (size_t)n;
+}
+
+/* Reads a request from fd with eddy's parser and decoder, answering 100
+ * Continue when the client waits for it, then answers 200 and closes. */
+static void serve_one(int lfd, struct peer_request *p)
+{
+    wait_readable(lfd, "accept");
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    p->raw_len = 0;
+    for (;;) {
+        read_more(fd, p->raw, &p->raw_len, sizeof(p->raw), "request head");
+        p->head_len = eddy_http_parse_request(p->raw, p->raw_len, &p->req, p->hdrs, 32, NULL);
+        if (p->head_len != -EAGAIN)
+            break;
+    }
+    cr_assert_gt(p->head_len, 0, "head: %d, status %u: %.*s", p->head_len, p->req.status,
+                 (int)p->raw_len, p->raw);
+    if (p->req.expect_continue) {
+        const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        cr_assert_eq(write(fd, cont, strlen(cont)), (ssize_t)strlen(cont));
+    }
+    size_t have = p->raw_len - (size_t)p->head_len;
+    memcpy(p->body, p->raw + p->head_len, have);
+    p->body_len = 0;
+    if (p->req.body == EDDY_HTTP_BODY_LENGTH) {
+        p->body_len = have;
+        while (p->body_len < p->req.content_length)
+            read_more(fd, p->body, &p->body_len, sizeof(p->body), "request body");
+    } else if (p->req.body == EDDY_HTTP_BODY_CHUNKED) {
+        /* Decode in place as the bytes come: p->body[0, body_len) is
+         * decoded, the bytes behind it are still to decode. */
+        struct eddy_http_chunked c;
+        eddy_http_chunked_init(&c, sizeof(p->body));
+        size_t fresh = have;
+        for (;;) {
+            size_t n = fresh;
+            ssize_t rc = eddy_http_chunked_decode(&c, p->body + p->body_len, &n);
+            p->body_len += n;
+            if (rc >= 0) {
+                cr_expect_eq(rc, 0, "bytes after the body");
+                break;
+            }
+            cr_assert_eq(rc, -EAGAIN, "chunked body: %s", eddy_strerror((int)rc));
+            size_t before = p->body_len;
+            read_more(fd, p->body, &p->body_len, sizeof(p->body), "chunked body");
+            fresh = p->body_len - before;
+            p->body_len = before;
+        }
+    }
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    cr_assert_eq(write(fd, ok, strlen(ok)), (ssize_t)strlen(ok));
+    close(fd);
+}
+
+static const char *field(const struct peer_request *p, const char *name)
+{
+    static char value[512];
+    const struct eddy_http_header *h = header(p->hdrs, p->req.nheaders, name);
+    if (!h)
+        return NULL;
+    snprintf(value, sizeof(value), "%.*s", (int)h->value_len, h->value);
+    return value;
+}
+
+EDDY_TEST(http_parse, requests_from_curl_parse)
+{
+    if (!have_program("curl"))
+        cr_skip_test("curl is not installed");
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    static struct peer_request p;
+    char url[128], host[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello/w%%C3%%B6rld?x=1&y=2", port);
+    snprintf(host, sizeof(host), "127.0.0.1:%u", port);
+
+    const char *get[] = {"curl", "-sS", "-o", "/dev/null", "-H", "X-Test:  a b ", url, NULL};
+    pid_t pid = spawn(get, -1, -1);
+    serve_one(lfd, &p);
+    expect_exit_0(pid, "curl");
+    cr_expect_eq(p.req.method, EDDY_HTTP_GET);
+    cr_expect(view_is(p.req.path, p.req.path_len, "/hello/w%C3%B6rld"));
+    cr_expect(view_is(p.req.query, p.req.query_len, "x=1&y=2"));
+    cr_expect(view_is(p.req.host, p.req.host_len, host));
+    cr_expect_eq(p.req.version_minor, 1);
+    cr_expect(p.req.keep_alive);
+    cr_expect_eq(p.req.body, EDDY_HTTP_BODY_NONE);
+    cr_expect_str_eq(field(&p, "x-test"), "a b");
+    cr_expect(strncmp(field(&p, "User-Agent"), "curl/", 5) == 0);
+
+    const char *old[] = {"curl", "-sS", "--http1.0", "-o", "/dev/null", url, NULL};
+    pid = spawn(old, -1, -1);
+    serve_one(lfd, &p);
+    expect_exit_0(pid, "curl --http1.0");
+    cr_expect_eq(p.req.version_minor, 0);
+    cr_expect_eq(p.req.keep_alive, field(&p, "connection") != NULL &&
+                                       strcasecmp(field(&p, "connection"), "keep-alive") == 0);
+
+    /* A chunked upload from stdin: curl sends Expect: 100-continue and
+     * waits for the 100 (a second) before the body. */
+    int in[2];
+    cr_assert_eq(pipe2(in, O_CLOEXEC), 0); /* curl must not hold the write end */
+    const char *put[] = {"curl", "-sS", "-T", "-", "-o", "/dev/null", url, NULL};
+    pid = spawn(put, in[0], -1);
+    close(in[0]);
+    static char data[100000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + i / 256);
+    cr_assert_eq(write(in[1], data, sizeof(data)), (ssize_t)sizeof(data));
+    close(in[1]);
+    serve_one(lfd, &p);
+    expect_exit_0(pid, "curl -T -");
+    cr_expect_eq(p.req.method, EDDY_HTTP_PUT);
+    cr_expect_eq(p.req.body, EDDY_HTTP_BODY_CHUNKED);
+    cr_expect(p.req.expect_continue);
+    cr_assert_eq(p.body_len, sizeof(data));
+    cr_expect_eq(memcmp(p.body, data, sizeof(data)), 0);
+    close(lfd);
+}
+
+EDDY_TEST(http_parse, requests_from_python_http_client_parse)
+{
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    static struct peer_request p;
+    char script[1024];
+    snprintf(script, sizeof(script),
+             "import http.client\n"
+             "c = http.client.HTTPConnection('127.0.0.1', %u, timeout=30)\n"
+             "def gen():\n"
+             "    yield b'hello, '\n"
+             "    yield b''\n"
+             "    yield b'chunked ' * 1000\n"
+             "    yield b'world'\n"
+             "c.request('POST', '/upload?kind=stream', body=gen(),\n"
+             "          headers={'X-Multi': 'one', 'Content-Type': 'text/plain'})\n"
+             "r = c.getresponse(); assert r.status == 200 and r.read() == b'ok'\n",
+             port);
+    const char *py[] = {"python3", "-c", script, NULL};
+    pid_t pid = spawn(py, -1, -1);
+    serve_one(lfd, &p);
+    expect_exit_0(pid, "python3 http.client");
+    cr_expect_eq(p.req.method, EDDY_HTTP_POST);
+    cr_expect(view_is(p.req.path, p.req.path_len, "/upload"));
+    cr_expect(view_is(p.req.query, p.req.query_len, "kind=stream"));
+    cr_expect_eq(p.req.body, EDDY_HTTP_BODY_CHUNKED);
+    cr_expect_str_eq(field(&p, "x-multi"), "one");
+    cr_assert_eq(p.body_len, 7 + 8000 + 5);
+    cr_expect_eq(memcmp(p.body, "hello, chunked ", 15), 0);
+    cr_expect_eq(memcmp(p.body + p.body_len - 13, "chunked world", 13), 0);
+
+    snprintf(script, sizeof(script),
+             "import http.client\n"
+             "c = http.client.HTTPConnection('127.0.0.1', %u, timeout=30)\n"
+             "c.request('PUT', '/f', body=b'x' * 5000, headers={'Expect': '100-continue'})\n"
+             "r = c.getresponse(); assert r.status == 200\n",
+             port);
+    pid = spawn(py, -1, -1);
+    serve_one(lfd, &p);
+    expect_exit_0(pid, "python3 http.client");
+    cr_expect_eq(p.req.method, EDDY_HTTP_PUT);
+    cr_expect_eq(p.req.body, EDDY_HTTP_BODY_LENGTH);
+    cr_expect_eq(p.req.content_length, 5000u);
+    cr_expect(p.req.expect_continue);
+    cr_expect_eq(p.body_len, 5000u);
+    close(lfd);
+}
+
+/* python3's http.server answers GET /length, /chunked and /close (an
+ * HTTP/1.0 answer ended by closing). */
+static const char py_server[] =
+    "import http.server, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a): pass\n"
+    "    def do_GET(self):\n"
+    "        if self.path == '/close':\n"
+    "            self.protocol_version = 'HTTP/1.0'\n"
+    "            self.send_response(200, 'Fine')\n"
+    "            self.end_headers()\n"
+    "            self.wfile.write(b'until close')\n"
+    "            self.close_connection = True\n"
+    "            return\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Type', 'text/plain')\n"
+    "        if self.path == '/chunked':\n"
+    "            self.send_header('Transfer-Encoding', 'chunked')\n"
+    "            self.end_headers()\n"
+    "            for part in (b'Mozilla', b'Developer' * 500, b'Network'):\n"
+    "                self.wfile.write(b'%x;n=1\\r\\n%s\\r\\n' % (len(part), part))\n"
+    "            self.wfile.write(b'0\\r\\nX-Trailer: t\\r\\n\\r\\n')\n"
+    "        else:\n"
+    "            self.send_header('Content-Length', '13')\n"
+    "            self.end_headers()\n"
+    "            self.wfile.write(b'Hello, World!')\n"
+    "s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+    "print(s.server_address[1], flush=True)\n"
+    "for i in range(3): s.handle_request()\n";
+
+/* Sends GET path to port and reads the whole answer until the server closes. */
+static size_t fetch(uint16_t port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char req[256];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    for (;;) {
+        cr_assert_lt(len, cap);
+        wait_readable(fd, path);
+        ssize_t got = read(fd, buf + len, cap - len);
+        cr_assert_geq(got, 0);
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    return len;
+}
+
+EDDY_TEST(http_parse, responses_from_python_http_server_parse)
+{
+    int out[2];
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    const char *py[] = {"python3", "-c", py_server, NULL};
+    pid_t pid = spawn(py, -1, out[1]);
+    close(out[1]);
+    FILE *f = fdopen(out[0], "r");
+    char line[32] = "";
+    cr_assert_not_null(fgets(line, sizeof(line), f), "the python server printed no port");
+    fclose(f);
+    uint16_t port = (uint16_t)atoi(line);
+    static char buf[PEER_BUF_BYTES];
+    struct eddy_http_header hdrs[16];
+    struct eddy_http_response r;
+
+    size_t len = fetch(port, "/length", buf, sizeof(buf));
+    int rc = eddy_http_parse_response(buf, len, &r, hdrs, 16, NULL);
+    cr_assert_gt(rc, 0, "%d: %.*s", rc, (int)len, buf);
+    cr_expect_eq(r.status, 200);
+    cr_expect(view_is(r.reason, r.reason_len, "OK"));
+    cr_expect_eq(r.body, EDDY_HTTP_BODY_LENGTH);
+    cr_expect_eq(r.content_length, 13u);
+    cr_expect_eq(len - (size_t)rc, 13u);
+    cr_expect_eq(memcmp(buf + rc, "Hello, World!", 13), 0);
+
+    len = fetch(port, "/chunked", buf, sizeof(buf));
+    rc = eddy_http_parse_response(buf, len, &r, hdrs, 16, NULL);
+    cr_assert_gt(rc, 0);
+    cr_expect_eq(r.body, EDDY_HTTP_BODY_CHUNKED);
+    struct eddy_http_chunked c;
+    eddy_http_chunked_init(&c, 0);
+    size_t n = len - (size_t)rc;
+    cr_expect_eq(eddy_http_chunked_decode(&c, buf + rc, &n), 0);
+    cr_expect_eq(n, 7u + 9 * 500 + 7);
+    cr_expect_eq(memcmp(buf + rc, "MozillaDeveloperDeveloper", 25), 0);
+    cr_expect_eq(memcmp(buf + rc + n - 16, "DeveloperNetwork", 16), 0);
+
+    len = fetch(port, "/close", buf, sizeof(buf));
+    rc = eddy_http_parse_response(buf, len, &r, hdrs, 16, NULL);
+    cr_assert_gt(rc, 0);
+    cr_expect_eq(r.version_minor, 0);
+    cr_expect(view_is(r.reason, r.reason_len, "Fine"));
+    cr_expect_eq(r.body, EDDY_HTTP_BODY_CLOSE);
+    cr_expect(!r.keep_alive);
+    cr_expect_eq(len - (size_t)rc, 11u);
+    expect_exit_0(pid, "python3 http.server");
 }

@@ -136,22 +136,23 @@ EDDY_TEST(http_server, route_parameters_query_and_headers_reach_the_handler)
     struct ht_server s = {0};
     ht_start(&s, routes, NULL);
     size_t len;
-    char *r = ht_exchange(s.port, "GET /hello/eddy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                          &len);
+    char *r = ht_exchange(s.port,
+                          "GET /hello/eddy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_not_null(strstr(r, "\r\n\r\nHello, eddy!"), "%s", r);
     free(r);
-    r = ht_exchange(s.port,
-                    "GET /query?a=1&q=two+words%21&z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    &len);
+    r = ht_exchange(
+        s.port, "GET /query?a=1&q=two+words%21&z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &len);
     cr_expect_not_null(strstr(r, "\r\n\r\ntwo words!"), "%s", r);
     free(r);
     r = ht_exchange(s.port, "GET /query?q=%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                     &len);
     cr_expect_eq(ht_status(r), 400, "%s", r);
     free(r);
-    r = ht_exchange(s.port,
-                    "GET /header HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\nConnection: close\r\n\r\n",
-                    &len);
+    r = ht_exchange(
+        s.port,
+        "GET /header HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\nConnection: close\r\n\r\n",
+        &len);
     cr_expect_not_null(strstr(r, "\r\nX-Eddy: yes\r\n"), "%s", r);
     cr_expect_not_null(strstr(r, "\r\n\r\nprobe/1"), "%s", r);
     free(r);
@@ -163,15 +164,17 @@ EDDY_TEST(http_server, unknown_paths_are_404_and_wrong_methods_405_with_allow)
     struct ht_server s = {0};
     ht_start(&s, routes, NULL);
     size_t len;
-    char *r = ht_exchange(s.port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+    char *r =
+        ht_exchange(s.port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_eq(ht_status(r), 404, "%s", r);
     free(r);
     r = ht_exchange(s.port, "DELETE /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_eq(ht_status(r), 405, "%s", r);
     cr_expect_not_null(strstr(r, "\r\nAllow: POST, PUT\r\n"), "%s", r);
     free(r);
-    r = ht_exchange(s.port, "POST /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-                            "Connection: close\r\n\r\n",
+    r = ht_exchange(s.port,
+                    "POST /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    "Connection: close\r\n\r\n",
                     &len);
     cr_expect_eq(ht_status(r), 405, "%s", r);
     cr_expect_not_null(strstr(r, "\r\nAllow: GET, HEAD\r\n"), "%s", r);
@@ -184,8 +187,8 @@ EDDY_TEST(http_server, head_gets_the_get_headers_without_a_body)
     struct ht_server s = {0};
     ht_start(&s, routes, NULL);
     size_t len;
-    char *r = ht_exchange(s.port, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                          &len);
+    char *r = ht_exchange(s.port,
+                          "HEAD /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_eq(ht_status(r), 200, "%s", r);
     cr_expect_not_null(strstr(r, "\r\nContent-Length: 13\r\n"), "%s", r);
     const char *end = strstr(r, "\r\n\r\n");
@@ -203,7 +206,8 @@ EDDY_TEST(http_server, a_failing_handler_becomes_500_and_the_server_goes_on)
     char *r = ht_exchange(s.port, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", &len);
     cr_expect_eq(ht_status(r), 500, "%s", r);
     free(r);
-    r = ht_exchange(s.port, "GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+    r = ht_exchange(s.port, "GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    &len);
     cr_expect_eq(ht_status(r), 200, "%s", r);
     free(r);
     ht_stop(&s);
@@ -341,8 +345,8 @@ EDDY_TEST(http_server, streamed_responses_are_chunked)
     struct ht_server s = {0};
     ht_start(&s, routes, NULL);
     size_t len;
-    char *r = ht_exchange(s.port, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                          &len);
+    char *r =
+        ht_exchange(s.port, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_not_null(strstr(r, "\r\nTransfer-Encoding: chunked\r\n"), "%s", r);
     cr_expect_not_null(strstr(r, "\r\n\r\n7\r\npart 0\n\r\n7\r\npart 1\n\r\n"), "%s", r);
     size_t n = strlen(r);
@@ -364,17 +368,17 @@ struct bad_case {
 };
 
 static const struct bad_case bad[] = {
-    {"GET / HTTP/1.1\nHost: x\n\n", 400},                                   /* bare LF */
-    {"GET /plaintext HTTP/1.1\r\n\r\n", 400},                               /* no Host */
-    {"GET /plaintext HTTP/2.0\r\nHost: x\r\n\r\n", 505},                    /* version */
-    {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},                             /* method */
-    {"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400},                          /* target */
-    {"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400},              /* field name */
-    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},               /* obs-fold */
-    {"GET / HTTP/1.1\r\nHost: x\r\nX : y\r\n\r\n", 400},                    /* space before colon */
+    {"GET / HTTP/1.1\nHost: x\n\n", 400},                      /* bare LF */
+    {"GET /plaintext HTTP/1.1\r\n\r\n", 400},                  /* no Host */
+    {"GET /plaintext HTTP/2.0\r\nHost: x\r\n\r\n", 505},       /* version */
+    {"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},                /* method */
+    {"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400},             /* target */
+    {"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400}, /* field name */
+    {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},  /* obs-fold */
+    {"GET / HTTP/1.1\r\nHost: x\r\nX : y\r\n\r\n", 400},       /* space before colon */
     {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
      "Transfer-Encoding: chunked\r\n\r\n",
-     400},                                                                  /* CL + TE */
+     400}, /* CL + TE */
     {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400},
     {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -3\r\n\r\n", 400},
     {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
@@ -555,8 +559,8 @@ EDDY_TEST(http_server, static_files_with_types_ranges_and_conditional_gets)
     struct ht_server s = {0};
     ht_start(&s, file_routes, NULL);
     size_t len;
-    char *r = ht_exchange(s.port, "GET /files/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                          &len);
+    char *r = ht_exchange(
+        s.port, "GET /files/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
     cr_expect_eq(ht_status(r), 200, "%s", r);
     cr_expect_not_null(strstr(r, "Content-Type: text/plain; charset=utf-8\r\n"), "%s", r);
     cr_expect_not_null(strstr(r, "\r\n\r\n0123456789"), "%s", r);
@@ -608,9 +612,10 @@ EDDY_TEST(http_server, static_files_with_types_ranges_and_conditional_gets)
                     &len);
     cr_expect_eq(ht_status(r), 404, "%s", r);
     free(r);
-    r = ht_exchange(s.port,
-                    "GET /files/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    &len);
+    r = ht_exchange(
+        s.port,
+        "GET /files/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &len);
     cr_expect_eq(ht_status(r), 404, "%s", r);
     free(r);
     r = ht_exchange(s.port, "GET /files/none.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -631,8 +636,8 @@ EDDY_TEST(http_server, curl_reuses_one_connection_and_uploads_chunked)
     ht_start(&s, routes, NULL);
     char cmd[512];
     snprintf(cmd, sizeof(cmd),
-             "curl -sS http://127.0.0.1:%u/plaintext http://127.0.0.1:%u/hello/curl 2>&1",
-             s.port, s.port);
+             "curl -sS http://127.0.0.1:%u/plaintext http://127.0.0.1:%u/hello/curl 2>&1", s.port,
+             s.port);
     int st;
     char *out = ht_shell(cmd, &st);
     cr_expect_eq(st, 0, "%s", out);
@@ -662,17 +667,19 @@ EDDY_TEST(http_server, python_http_client_gets_and_posts)
     struct ht_server s = {0};
     ht_start(&s, routes, NULL);
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "python3 -c \"\n"
-             "import http.client\n"
-             "c = http.client.HTTPConnection('127.0.0.1', %u)\n"
-             "c.request('GET', '/plaintext'); r = c.getresponse(); print(r.status, r.read().decode())\n"
-             "c.request('POST', '/echo', body=b'x'*100000); r = c.getresponse()\n"
-             "print(r.status, len(r.read()))\n"
-             "c.request('GET', '/stream'); r = c.getresponse(); print(r.status, repr(r.read().decode()))\n"
-             "c.request('GET', '/missing'); r = c.getresponse(); r.read(); print(r.status)\n"
-             "\" 2>&1",
-             s.port);
+    snprintf(
+        cmd, sizeof(cmd),
+        "python3 -c \"\n"
+        "import http.client\n"
+        "c = http.client.HTTPConnection('127.0.0.1', %u)\n"
+        "c.request('GET', '/plaintext'); r = c.getresponse(); print(r.status, r.read().decode())\n"
+        "c.request('POST', '/echo', body=b'x'*100000); r = c.getresponse()\n"
+        "print(r.status, len(r.read()))\n"
+        "c.request('GET', '/stream'); r = c.getresponse(); print(r.status, "
+        "repr(r.read().decode()))\n"
+        "c.request('GET', '/missing'); r = c.getresponse(); r.read(); print(r.status)\n"
+        "\" 2>&1",
+        s.port);
     int st;
     char *out = ht_shell(cmd, &st);
     cr_expect_eq(st, 0, "%s", out);

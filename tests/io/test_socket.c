@@ -319,7 +319,7 @@ static intptr_t connect_until_timeout(void *arg)
     int fds[64];
     int n = 0;
     for (; n < 64; n++) {
-        int64_t t0 = eddy_clock_ns();
+        int64_t t0 = eddy_now_ns(); /* the clock the deadline counts from */
         int fd = eddy_sock_connect(&c->addr, 100 * EDDY_NS_PER_MS);
         if (fd == -ETIMEDOUT) {
             c->took_ns = eddy_clock_ns() - t0;
@@ -604,7 +604,7 @@ static intptr_t accept_while_out_of_fds(void *arg)
     }
     struct eddy_task *t;
     cr_assert_eq(eddy_task_spawn(free_fds_later, c, NULL, &t), 0);
-    int64_t t0 = eddy_clock_ns();
+    int64_t t0 = eddy_now_ns();
     int fd = eddy_sock_accept(c->lfd, NULL);
     c->took_ns = eddy_clock_ns() - t0;
     c->accepted = fd;
@@ -622,6 +622,8 @@ static intptr_t accept_while_out_of_fds(void *arg)
 
 EDDY_TEST(socket, accept_survives_emfile_and_resumes_when_fds_free_up)
 {
+    if (eddy_test_under_valgrind())
+        cr_skip_test("valgrind emulates RLIMIT_NOFILE and keeps fds of its own above it");
     struct emfile_case c = {0};
     c.lfd = listen_any("127.0.0.1:0", &c.addr, 0);
     rt_run(accept_while_out_of_fds, &c);
