@@ -247,9 +247,9 @@ valgrind:
 bench-build: $(BENCH_BIN)
 	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi
 
-bench: deps-bench bench-build
+bench: deps-bench bench-build tools
 	bench/run $(SUITES)
-bench-smoke: deps-bench bench-build
+bench-smoke: deps-bench bench-build tools
 	bench/run --smoke $(SUITES)
 
 # The aarch64 switch, cross-built and run under qemu-user: the basics
@@ -261,9 +261,9 @@ check-aarch64: examples
 	$(BUILD)/examples/basics | diff - build/aarch64/basics.out && echo "aarch64: basics output matches x86-64"
 
 # Instructions per operation under callgrind, against the committed baseline.
-perf-check: deps-bench $(PERF_BIN)
+perf-check: deps-bench $(PERF_BIN) $(BUILD)/bin/eddy-httpd
 	perf/instructions --check
-perf-baseline: deps-bench $(PERF_BIN)
+perf-baseline: deps-bench $(PERF_BIN) $(BUILD)/bin/eddy-httpd
 	perf/instructions
 
 PREFIX ?= /usr/local
