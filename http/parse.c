@@ -19,15 +19,20 @@
  * whitespace, i.e. obsolete line folding, whitespace before the colon,
  * bare LF and empty names all stop it at the wrong byte), the value is
  * scanned up to the first byte a value may not hold, which must be the CR
- * of a CRLF. The scans are the byte-class scanners of http/internal.h
- * (scalar, SSE4.2 or AVX2; identical answers). The fields with framing or
- * connection meaning (Host, Content-Length, Transfer-Encoding, Connection,
- * Expect) are recognised by length and a case-folding compare as they are
- * stored; the checks that need the whole head (Host present, CL with TE,
+ * of a CRLF. That loop is eddy__http_split_fields, instantiated by each
+ * scanner (scalar, SSE4.2, AVX2; identical answers) with its scans inlined.
+ * The split stored fields then get their meaning, in order: the fields
+ * with framing or connection meaning (Host, Content-Length,
+ * Transfer-Encoding, Connection, Expect) are recognised by the name's
+ * length and a case-folding compare. They all lie before the place the
+ * split stopped, so judging them before that stop keeps the left-to-right
+ * order. The checks that need the whole head (Host present, CL with TE,
  * the final coding) run after the empty line.
  *
- * Cost: one pass over the head; per field a token scan, a value scan, and
- * a switch on the name's length. No allocation.
+ * Cost: one pass over the head plus one over the stored fields; per field
+ * a token scan, a value scan and a switch on the name's length. No
+ * allocation. About 2,700 instructions for a browser's 760-byte GET with
+ * 12 fields with AVX2 (4,300 scalar), 1,100 for curl's 78-byte one.
  *
  * Chunked bodies. A byte-wise state machine over the framing (size line,
  * extensions, CRLFs, trailers) that copies chunk data in place towards the
