@@ -668,6 +668,70 @@ EDDY_TEST(http_parse, every_control_byte_in_a_value_is_rejected_and_others_kept)
     guard_fini(&g);
 }
 
+/* A head whose field names and values take many lengths, shifted by
+ * `shift` bytes, so that scanners meet every line at every offset of their
+ * blocks and windows. */
+static size_t varied_head(char *buf, size_t shift)
+{
+    size_t n = (size_t)sprintf(buf, "GET /%.*s HTTP/1.1\r\nHost: h\r\n", (int)shift, A50 A50 A50);
+    for (size_t i = 0; i < 10; i++) {
+        size_t name_len = 1 + (i * 7 + shift) % 40, value_len = (i * 13 + shift * 3) % 90;
+        memset(buf + n, 'n', name_len);
+        n += name_len;
+        buf[n++] = ':';
+        buf[n++] = ' ';
+        memset(buf + n, 'v', value_len);
+        n += value_len;
+        memcpy(buf + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(buf + n, "\r\n", 2);
+    return n + 2;
+}
+
+EDDY_TEST(http_parse, field_lines_of_every_length_and_offset_split_alike_under_every_scanner)
+{
+    struct guard g;
+    guard_init(&g, TABLE_INPUT_MAX);
+    static const char bad_bytes[] = {'\x01', '\n', ' ', '\r', '\x7f', ':', '\0'};
+    char text[2048];
+    size_t checked = 0;
+    for (size_t shift = 0; shift < 64; shift++) {
+        size_t len = varied_head(text, shift);
+        /* The intact head, then one bad byte at every 5th place after the
+         * request line, each parsed by every scanner. */
+        for (size_t at = 0; at <= len; at += (at == 0 ? 16 + shift : 5)) {
+            char bad = bad_bytes[(at + shift) % sizeof(bad_bytes)];
+            char saved = at < len ? text[at] : 0;
+            if (at > 0 && at < len)
+                text[at] = bad;
+            struct text first;
+            for (size_t k = 0; k < ARRAY_LEN(impls); k++) {
+                if (!use_impl(k))
+                    continue;
+                struct eddy_http_header hdrs[16];
+                struct eddy_http_request r;
+                const char *buf = guard_put(&g, text, len);
+                int rc = eddy_http_parse_request(buf, len, &r, hdrs, 16, NULL);
+                if (at == 0)
+                    cr_assert_eq(rc, (int)len, "[%s] shift %zu: %d", impls[k], shift, rc);
+                struct text sum;
+                req_summary(&sum, buf, rc, &r);
+                if (k == 0)
+                    first = sum;
+                else
+                    cr_assert_str_eq(sum.s, first.s, "[%s] shift %zu, byte %#x at %zu", impls[k],
+                                     shift, (unsigned)(uint8_t)bad, at);
+                checked++;
+            }
+            if (at > 0 && at < len)
+                text[at] = saved;
+        }
+    }
+    cr_log_info("%zu parses", checked);
+    guard_fini(&g);
+}
+
 /* ---- limits --------------------------------------------------------------------- */
 
 /* Builds "GET /aaa...a HTTP/1.1\r\n" of exactly line_len bytes, CRLF
