@@ -94,7 +94,7 @@ TEST_OBJS += $(BUILD)/obj/tests/fuzz/fuzz_http_parse.c.o
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_BIN := build/fuzz/fuzz_http_parse
-FUZZ_SRCS := http/parse.c $(wildcard http/scan_*.c) tests/fuzz/fuzz_http_parse.c
+FUZZ_SRCS := $(wildcard http/parse*.c http/scan_*.c) tests/fuzz/fuzz_http_parse.c
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -I. -fno-omit-frame-pointer \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 .PHONY: fuzz

@@ -77,12 +77,15 @@ struct eddy__http_scanner {
  * well-named field when f is full; *stop says which (EDDY__HTTP_FIELDS_*)
  * and *n how many fields were stored. Reads nothing at or past lim.
  * Scanner files instantiate it with their own token and value scans, so
- * those inline.
+ * those inline; ctx is passed to them (a scanner that keeps state between
+ * scans, such as precomputed class masks, keeps it there). Each scan
+ * starts at or after where the previous one stopped.
  */
 static inline __attribute__((always_inline)) const char *
 eddy__http_split_fields(const char *p, const char *lim, struct eddy_http_header *f, size_t max,
-                        size_t *n, int *stop, const char *(*token)(const char *, const char *),
-                        const char *(*value)(const char *, const char *))
+                        size_t *n, int *stop, void *ctx,
+                        const char *(*token)(void *ctx, const char *, const char *),
+                        const char *(*value)(void *ctx, const char *, const char *))
 {
     struct eddy_http_header *f0 = f, *f_end = f + max;
     int why;
@@ -104,7 +107,7 @@ eddy__http_split_fields(const char *p, const char *lim, struct eddy_http_header 
             break;
         }
         const char *name = p;
-        p = token(p, lim);
+        p = token(ctx, p, lim);
         if (p == lim) {
             why = EDDY__HTTP_FIELDS_MORE;
             break;
@@ -120,7 +123,7 @@ eddy__http_split_fields(const char *p, const char *lim, struct eddy_http_header 
         }
         const char *colon = p;
         const char *v = p + 1;
-        p = value(v, lim);
+        p = value(ctx, v, lim);
         if (p == lim) {
             why = EDDY__HTTP_FIELDS_MORE;
             break;

@@ -126,10 +126,24 @@ static inline __attribute__((always_inline)) const char *value_scalar(const char
     }
 }
 
+static inline __attribute__((always_inline)) const char *token_at(void *ctx, const char *p,
+                                                                  const char *end)
+{
+    (void)ctx;
+    return token_scalar(p, end);
+}
+
+static inline __attribute__((always_inline)) const char *value_at(void *ctx, const char *p,
+                                                                  const char *end)
+{
+    (void)ctx;
+    return value_scalar(p, end);
+}
+
 static const char *fields_scalar(const char *p, const char *lim, struct eddy_http_header *f,
                                  size_t max, size_t *n, int *stop)
 {
-    return eddy__http_split_fields(p, lim, f, max, n, stop, token_scalar, value_scalar);
+    return eddy__http_split_fields(p, lim, f, max, n, stop, NULL, token_at, value_at);
 }
 
 const struct eddy__http_scanner eddy__http_scan_scalar = {

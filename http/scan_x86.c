@@ -27,7 +27,12 @@
  *
  * The token and value scans are forced inline into each scanner's field
  * splitter (eddy__http_split_fields), where they run once per field line;
- * the copies the struct points to serve the other callers.
+ * the copies the struct points to serve the other callers. The AVX2
+ * splitter goes further: it classifies 64 bytes at a time into two bit
+ * masks (not a token character; not a value byte) and answers the scans
+ * that fall in that window with a shift and a trailing-zero count, which
+ * takes the vector work off the per-field chain of dependent searches
+ * (measured: 254 -> 191 ns for a 760-byte browser GET; scalar 266 ns).
  *
  * Bounds. Only whole blocks inside [p, end) are loaded. When the range
  * holds at least one block, the last partial block is handled by loading
@@ -127,11 +132,25 @@ token_sse42(const char *p, const char *end)
     return bad ? q + __builtin_ctz(bad) : end;
 }
 
+__attribute__((target("sse4.2"), always_inline)) static inline const char *
+token_sse42_at(void *ctx, const char *p, const char *end)
+{
+    (void)ctx;
+    return token_sse42(p, end);
+}
+
+__attribute__((target("sse4.2"), always_inline)) static inline const char *
+value_sse42_at(void *ctx, const char *p, const char *end)
+{
+    (void)ctx;
+    return value_sse42(p, end);
+}
+
 __attribute__((target("sse4.2"))) static const char *fields_sse42(const char *p, const char *lim,
                                                                   struct eddy_http_header *f,
                                                                   size_t max, size_t *n, int *stop)
 {
-    return eddy__http_split_fields(p, lim, f, max, n, stop, token_sse42, value_sse42);
+    return eddy__http_split_fields(p, lim, f, max, n, stop, NULL, token_sse42_at, value_sse42_at);
 }
 
 const struct eddy__http_scanner eddy__http_scan_sse42 = {
@@ -233,11 +252,69 @@ __attribute__((target("avx2"), always_inline)) static inline const char *value_a
     AVX2_FIND(value_bad32, value_bad16, EDDY__HTTP_VALUE);
 }
 
+/*
+ * Field lines with AVX2: one 64-byte window of class masks, computed once
+ * and shared by the scans that fall in it. A field line costs two
+ * dependent searches (the name's end, then the value's end); with masks
+ * each is a shift and a count of trailing zeros, where a block scan would
+ * be a load, a classification and a movemask on the critical path of
+ * every field. The window moves forward only (each scan starts at or after
+ * the previous one's stop) and is loaded only while 64 bytes remain before
+ * lim; nearer lim the block scans take over.
+ */
+struct window {
+    const char *base;   /* masks cover [base, base + 64); NULL: none yet */
+    uint64_t bad_token; /* bit i: base[i] is not a token character */
+    uint64_t bad_value; /* bit i: base[i] may not be in a field value */
+};
+
+__attribute__((target("avx2"), always_inline)) static inline void window_load(struct window *w,
+                                                                              const char *p)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+    w->base = p;
+    w->bad_token = (uint64_t)token_bad32(lo) | (uint64_t)token_bad32(hi) << 32;
+    w->bad_value = (uint64_t)value_bad32(lo) | (uint64_t)value_bad32(hi) << 32;
+}
+
+/* The first byte of [p, lim) whose bit is set in the window's mask
+ * (value: bad_value, else bad_token), or lim. */
+__attribute__((target("avx2"), always_inline)) static inline const char *
+window_find(struct window *w, const char *p, const char *lim, bool value)
+{
+    for (;;) {
+        if (!w->base || p - w->base >= 64) {
+            if (lim - p < 64)
+                return value ? value_avx2(p, lim) : token_avx2(p, lim);
+            window_load(w, p);
+        }
+        unsigned off = (unsigned)(p - w->base);
+        uint64_t m = (value ? w->bad_value : w->bad_token) >> off;
+        if (m)
+            return p + __builtin_ctzll(m);
+        p = w->base + 64;
+    }
+}
+
+__attribute__((target("avx2"), always_inline)) static inline const char *
+token_window(void *ctx, const char *p, const char *end)
+{
+    return window_find(ctx, p, end, false);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline const char *
+value_window(void *ctx, const char *p, const char *end)
+{
+    return window_find(ctx, p, end, true);
+}
+
 __attribute__((target("avx2"))) static const char *fields_avx2(const char *p, const char *lim,
                                                                struct eddy_http_header *f,
                                                                size_t max, size_t *n, int *stop)
 {
-    return eddy__http_split_fields(p, lim, f, max, n, stop, token_avx2, value_avx2);
+    struct window w = {.base = NULL};
+    return eddy__http_split_fields(p, lim, f, max, n, stop, &w, token_window, value_window);
 }
 
 const struct eddy__http_scanner eddy__http_scan_avx2 = {

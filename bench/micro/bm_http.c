@@ -3,8 +3,8 @@
  *
  * Cases (param none; counters bytes_per_second, request_bytes):
  *   BM_http_parse_small           a curl-like GET (3 fields, 78 bytes)
- *   BM_http_parse_browser         a browser-sized GET (12 fields, about
- *                                 800 bytes: user agent, accepts, cookie)
+ *   BM_http_parse_browser         a browser-sized GET (12 fields, 761
+ *                                 bytes: user agent, accepts, cookie)
  * each with impl eddy (the scanner eddy picks on this CPU: AVX2, SSE4.2
  * or scalar) and impl eddy-scalar (the scalar scanner forced), so the gain
  * of the vector scanners is a ratio from the same run. One iteration
