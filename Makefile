@@ -303,6 +303,7 @@ help:
 	@echo "make perf-check      instructions per operation vs results/instructions.json (fails on +5%)"
 	@echo "make perf-baseline   rewrite results/instructions.json"
 	@echo "make install PREFIX=/usr/local DESTDIR="
+	@echo "make fuzz FUZZ_SECONDS=60  libFuzzer run of the HTTP parser (clang); crashes go to build/fuzz/"
 	@echo "make format | format-check | clean"
 	@echo "variables: ALLOC=jemalloc|mimalloc|libc  VARIANT=release|debug|asan|tsan|valgrind  WERROR=1"
 

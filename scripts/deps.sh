@@ -14,7 +14,7 @@ for group in "$@"; do
         libc) ;;
         format) pkgs="$pkgs clang-format" ;;
         cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
-        test) pkgs="$pkgs libcriterion-dev valgrind python3" ;;
+        test) pkgs="$pkgs libcriterion-dev valgrind python3 curl wrk python3-aiohttp" ;;
         bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3 python3-aiofiles"
                # the serve suite's load generator and peers, and the plots
                pkgs="$pkgs wrk nginx-light h2o python3-aiohttp python3-uvloop python3-requests gnuplot-nox" ;;
