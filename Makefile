@@ -242,7 +242,7 @@ valgrind:
 	EDDY_BUILD=build/valgrind EDDY_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
 	  --trace-children-skip='$(VALGRIND_UNTRACED)' --suppressions=tests/valgrind.supp \
-	  --track-fds=no build/valgrind/tests/eddy-tests --jobs=1 $(TEST_ARGS)
+	  --track-fds=no build/valgrind/tests/eddy-tests --jobs=2 $(TEST_ARGS)
 
 bench-build: $(BENCH_BIN)
 	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi

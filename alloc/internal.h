@@ -41,4 +41,15 @@
 /* Page size, read once. */
 size_t eddy__page_size(void);
 
+/*
+ * Promises one later eddy_stack_pool_acquire of size_bytes (0: the default)
+ * that cannot fail with -ENOMEM: maps address space now if needed, touches
+ * and carves nothing. The acquire that uses the promise comes after
+ * eddy__stack_pool_unreserve; an unused one is just undone. Returns the size
+ * class to pass to unreserve (>= 0); -EINVAL above EDDY_STACK_MAX_BYTES;
+ * -ENOMEM when no address space could be mapped. Suspends: no.
+ */
+int eddy__stack_pool_reserve(struct eddy_stack_pool *pool, size_t size_bytes);
+void eddy__stack_pool_unreserve(struct eddy_stack_pool *pool, int cls);
+
 #endif

@@ -25,6 +25,19 @@
  * them first. Acquire takes warm, then cold, then uncarved space, then a
  * new region.
  *
+ * Reservations (eddy__stack_pool_reserve). A scheduler that creates a
+ * task's coroutine only when the task first runs reserves a stack at spawn,
+ * where a failure can still be reported, so that the later acquire cannot
+ * fail. A class keeps the count of stacks it can hand out without mapping
+ * (warm + cold + uncarved slots of its regions) at or above its count of
+ * reservations, and the difference as one counter (spare): reserving maps
+ * a region when spare is 0, and so does an unreserved acquire, which would
+ * otherwise take a promised stack.
+ * Reserving touches no stack memory and carves nothing: a reservation
+ * that ends unused (the task got a recycled coroutine) costs only address
+ * space. A class therefore may own several regions with uncarved space;
+ * carving moves on to the next one of its regions when one runs out.
+ *
  * Guard pages. Making the page below a stack PROT_NONE splits a mapping in
  * two, and a process may hold vm.max_map_count (65530 by default) mappings
  * in all. The process-wide budget is therefore a quarter of that limit
@@ -38,11 +51,13 @@
  * Valgrind the budget is capped at 4096, below Valgrind's own mapping limit.
  *
  * Costs: acquire and release from the warm list are O(1) with no syscall;
+ * a reservation is O(1), with one mmap when the class has no spare stack;
  * carving a guarded slot costs one mprotect; cold releases one madvise per
  * run of neighbouring stacks per batch.
  */
 #include "alloc/internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -65,6 +80,7 @@
 #define CANARY UINT64_C(0x5eddc0ffee5eddc0)
 #define VALGRIND_GUARD_CAP 4096
 #define RELEASE_BATCH 64
+#define DEFAULT_CLASS 1 /* EDDY_STACK_DEFAULT_BYTES */
 
 static const size_t class_bytes[NCLASSES] = {
     (size_t)16 << 10, (size_t)64 << 10, (size_t)256 << 10, (size_t)1 << 20,
@@ -81,14 +97,18 @@ struct size_class {
     size_t cold_len;
     size_t cold_cap;
     size_t pending;
-    char *bump; /* uncarved part of the newest region */
+    char *bump; /* uncarved part of the region being carved */
     char *bump_end;
+    size_t region; /* index of that region in pool->regions */
+    /* Warm + cold + uncarved stacks, less those promised by reservations. */
+    size_t spare;
     size_t region_bytes; /* size of the next region */
 };
 
 struct region {
     void *base;
     size_t len;
+    int cls; /* the size class it is carved for */
 };
 
 struct eddy_stack_pool {
@@ -178,6 +198,8 @@ EDDY_API void eddy_stack_pool_destroy(struct eddy_stack_pool *pool)
     eddy__free(pool);
 }
 
+_Static_assert(EDDY_STACK_DEFAULT_BYTES == (size_t)64 << 10, "DEFAULT_CLASS is the 64 KiB class");
+
 static int class_of(size_t size)
 {
     for (int i = 0; i < NCLASSES; i++)
@@ -206,19 +228,40 @@ static int map_region(struct eddy_stack_pool *pool, struct size_class *c)
         return -ENOMEM;
     /* Failure only means the kernel has no THP support: nothing to undo. */
     (void)madvise(base, len, MADV_NOHUGEPAGE);
-    pool->regions[pool->nregions++] = (struct region){base, len};
+    pool->regions[pool->nregions++] = (struct region){base, len, (int)(c - pool->cls)};
     pool->mapped_bytes += len;
-    c->bump = base;
-    c->bump_end = (char *)base + len;
+    c->spare += len / c->slot;
     if (c->region_bytes < REGION_MAX_BYTES)
         c->region_bytes *= 2;
     return 0;
 }
 
+/* Moves carving on to the class's next region, the oldest one mapped after
+ * the current (regions are carved in the order they were mapped, so those
+ * still hold all their slots), mapping one when there is none. */
+static int next_region(struct eddy_stack_pool *pool, struct size_class *c)
+{
+    int ci = (int)(c - pool->cls);
+    size_t from = c->bump ? c->region + 1 : 0;
+    for (;;) {
+        for (size_t i = from; i < pool->nregions; i++) {
+            if (pool->regions[i].cls == ci) {
+                c->region = i;
+                c->bump = pool->regions[i].base;
+                c->bump_end = c->bump + pool->regions[i].len;
+                return 0;
+            }
+        }
+        from = pool->nregions;
+        if (map_region(pool, c) < 0)
+            return -ENOMEM;
+    }
+}
+
 /* Carves a fresh slot; returns the tagged lo of its stack, 0 on failure. */
 static uintptr_t carve(struct eddy_stack_pool *pool, struct size_class *c)
 {
-    if (c->bump == c->bump_end && map_region(pool, c) < 0)
+    if (c->bump == c->bump_end && next_region(pool, c) < 0)
         return 0;
     char *slot = c->bump;
     c->bump += c->slot;
@@ -236,15 +279,14 @@ static uintptr_t carve(struct eddy_stack_pool *pool, struct size_class *c)
     return lo;
 }
 
-EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_bytes,
-                                     struct eddy_stack *out)
+/* Acquire without a spare warm stack: maps first when every stack the
+ * class has may be promised already; returns the tagged lo, 0 on failure. */
+static __attribute__((noinline)) uintptr_t acquire_slow(struct eddy_stack_pool *pool,
+                                                        struct size_class *c)
 {
-    if (size_bytes == 0)
-        size_bytes = EDDY_STACK_DEFAULT_BYTES;
-    int ci = class_of(size_bytes);
-    if (ci < 0)
-        return -EINVAL;
-    struct size_class *c = &pool->cls[ci];
+    if (c->spare == 0 && map_region(pool, c) < 0)
+        return 0;
+    c->spare--;
     uintptr_t tagged;
     if (c->warm) {
         tagged = c->warm;
@@ -257,6 +299,29 @@ EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_b
             c->pending--;
     } else {
         tagged = carve(pool, c);
+        assert(tagged); /* spare was > 0: a region had room */
+    }
+    return tagged;
+}
+
+EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_bytes,
+                                     struct eddy_stack *out)
+{
+    if (size_bytes == 0)
+        size_bytes = EDDY_STACK_DEFAULT_BYTES;
+    int ci = class_of(size_bytes);
+    if (ci < 0)
+        return -EINVAL;
+    struct size_class *c = &pool->cls[ci];
+    uintptr_t tagged;
+    if (EDDY_LIKELY(c->warm && c->spare > 0)) {
+        tagged = c->warm;
+        char *lo = (char *)(tagged & ~GUARDED_TAG);
+        c->warm = *(uintptr_t *)(lo + c->size - sizeof(uintptr_t));
+        c->warm_count--;
+        c->spare--;
+    } else {
+        tagged = acquire_slow(pool, c);
         if (!tagged)
             return -ENOMEM;
     }
@@ -269,6 +334,32 @@ EDDY_API int eddy_stack_pool_acquire(struct eddy_stack_pool *pool, size_t size_b
 #endif
     pool->in_use++;
     return 0;
+}
+
+/* A reservation the class has no spare stack for: maps a region first. */
+static __attribute__((noinline)) int reserve_slow(struct eddy_stack_pool *pool, int ci)
+{
+    if (map_region(pool, &pool->cls[ci]) < 0)
+        return -ENOMEM;
+    pool->cls[ci].spare--;
+    return ci;
+}
+
+int eddy__stack_pool_reserve(struct eddy_stack_pool *pool, size_t size_bytes)
+{
+    int ci = size_bytes == 0 ? DEFAULT_CLASS : class_of(size_bytes);
+    if (ci < 0)
+        return -EINVAL;
+    struct size_class *c = &pool->cls[ci];
+    if (EDDY_UNLIKELY(c->spare == 0))
+        return reserve_slow(pool, ci);
+    c->spare--;
+    return ci;
+}
+
+void eddy__stack_pool_unreserve(struct eddy_stack_pool *pool, int cls)
+{
+    pool->cls[cls].spare++;
 }
 
 EDDY_API bool eddy_stack_is_intact(const struct eddy_stack *stack)
@@ -295,6 +386,7 @@ EDDY_API void eddy_stack_pool_release(struct eddy_stack_pool *pool, const struct
     struct size_class *c = &pool->cls[stack->_class];
     uintptr_t tagged = (uintptr_t)stack->lo | (stack->guarded ? GUARDED_TAG : 0);
     pool->in_use--;
+    c->spare++;
     if (c->warm_count < c->warm_limit) {
         *(uintptr_t *)((char *)stack->lo + c->size - sizeof(uintptr_t)) = c->warm;
         c->warm = tagged;

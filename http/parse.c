@@ -221,18 +221,17 @@ static bool authority_ok(const char *s, size_t n, bool need_port)
             return false;
         p++;
     } else {
-        while (p < end && *p != ':') {
-            char c = *p;
-            if (c == '%') {
-                if (end - p < 3 || !(eddy__http_class[(uint8_t)p[1]] & EDDY__HTTP_HEX) ||
-                    !(eddy__http_class[(uint8_t)p[2]] & EDDY__HTTP_HEX))
-                    return false;
-                p += 3;
+        /* reg-name and IPv4address share one alphabet; it stops at ':' */
+        for (; p < end; p++) {
+            uint8_t c = (uint8_t)*p;
+            if (eddy__http_class[c] & EDDY__HTTP_REGNAME)
                 continue;
-            }
-            if (!(eddy__http_class[(uint8_t)c] & EDDY__HTTP_REGNAME))
+            if (c != '%')
+                break;
+            if (end - p < 3 || !(eddy__http_class[(uint8_t)p[1]] & EDDY__HTTP_HEX) ||
+                !(eddy__http_class[(uint8_t)p[2]] & EDDY__HTTP_HEX))
                 return false;
-            p++;
+            p += 2;
         }
         if (need_port && p == s)
             return false;

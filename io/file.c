@@ -44,7 +44,7 @@
  * worker is spinning, see reactor/offload.c), plus a malloc of the request.
  * Reads of up to 64 KiB that the page cache holds skip the round trip (see
  * read_cached): in the files benchmark's 64 KiB reads of a cached 1 GiB file
- * that took eddy from about 0.35x to about 0.95x of a plain read(2) loop.
+ * that took eddy from about 0.35x to about 0.9x of a plain read(2) loop.
  * A whole-file read of up to a chunk is one job: open, fstat, read, a read
  * that sees the end, close. Besides those cached reads, the loop thread makes no
  * syscall except the close/unlink of a request whose caller was cancelled.

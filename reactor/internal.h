@@ -69,7 +69,12 @@ enum {
     /* Requested while the task is shielded: becomes EDDY__TASK_CANCEL when
      * its outermost shield ends. Never set together with EDDY__TASK_CANCEL. */
     EDDY__TASK_CANCEL_HELD = 1u << 2,
+    EDDY__TASK_SAVE_FPU = 1u << 3, /* eddy_task_opts.save_fpu, for its first run */
 };
+
+/* struct eddy_task.stack_class: no reservation (started, or its coroutine
+ * was given at spawn). */
+#define EDDY__TASK_NO_STACK_CLASS (-1)
 
 /* struct eddy_task.magic of a live handle (0 once freed). */
 #define EDDY__TASK_MAGIC 0x7a5c0de1u
@@ -82,15 +87,19 @@ struct eddy_task {
     uint32_t magic;
     uint8_t state;
     uint8_t flags;
+    /* The size class of its stack reservation, until its first run;
+     * EDDY__TASK_NO_STACK_CLASS when it has none. */
+    int8_t stack_class;
     int wake_rc;
     uint32_t shields; /* shields entered and not yet exited */
     struct eddy_loop *loop;
-    struct eddy_coro *coro; /* NULL once finished */
+    struct eddy_coro *coro; /* NULL before its first run and once finished */
     eddy_task_fn *fn;
     void *arg;
     intptr_t result;
     struct eddy__list wait_link; /* on one wait list while parked */
     uint32_t wait_events;        /* what an fd waiter waits for */
+    uint32_t stack_size_bytes;   /* eddy_task_opts.stack_size_bytes */
     struct eddy__list all_link;  /* the loop's list of tasks not yet freed */
     struct eddy_timer timer;     /* the deadline of the current park */
     /* Earliest deadline of the enclosing scopes, counting only those
@@ -132,8 +141,14 @@ struct eddy_loop {
     struct eddy_task *current;
     struct eddy_coro *sched; /* the thread's main coroutine, where the loop runs */
     struct eddy__list runq;
-    uint32_t budget;          /* dispatches left before the loop polls again */
+    uint32_t budget;          /* dispatches left before control returns to the loop */
+    int64_t polled;           /* when the loop last polled (clock ns) */
     struct eddy_task *zombie; /* finished; its stack is freed by the next context */
+    /* The loop's first coroutine was created (at a spawn, where the thread's
+     * one-time coroutine set-up can still fail); since then a spawn that
+     * finds no cached coroutine reserves a stack and leaves the coroutine to
+     * the task's first run, where it cannot fail. */
+    bool coro_ready;
     /* Finished coroutines with default-size stacks, kept for the next spawn
      * (eddy_coro_reset skips the stack pool round trip). */
     struct eddy_coro *coro_cache[EDDY__CORO_CACHE];
@@ -203,6 +218,9 @@ void eddy__loop_transfer(struct eddy_loop *loop, struct eddy_coro *from, struct 
 void eddy__loop_reap(struct eddy_loop *loop);
 /* Starts running task from the loop's scheduler (main) context. */
 void eddy__loop_dispatch(struct eddy_loop *loop, struct eddy_task *task);
+/* Gives a task that has never run its coroutine (a finished one the loop
+ * kept, or one on its reserved stack) and returns it. Cannot fail. */
+struct eddy_coro *eddy__task_start(struct eddy_loop *loop, struct eddy_task *task);
 void eddy__debug_slice_end(struct eddy_loop *loop, struct eddy_task *task);
 
 static inline void eddy__loop_start_slice(struct eddy_loop *loop, struct eddy_task *next)
@@ -222,7 +240,7 @@ static inline struct eddy_coro *eddy__loop_next(struct eddy_loop *loop)
         loop->budget--;
         struct eddy_task *next = eddy__container_of(n, struct eddy_task, run_link);
         eddy__loop_start_slice(loop, next);
-        return next->coro;
+        return next->coro ? next->coro : eddy__task_start(loop, next);
     }
     loop->current = NULL;
     return loop->sched;

@@ -3,11 +3,17 @@
  * (asyncio.as_completed), over calls spawned as tasks.
  *
  * One allocation holds the shared state and a record per call. Each child
- * runs a small entry that calls the user's function, counts itself out and
- * wakes the gathering task when it is the last one, or (fail-fast mode) the
- * first failure. The gatherer then cancels the rest and keeps waiting until
- * every child has finished, joins them all in spawn order (they are done,
- * so the joins do not suspend) and copies their results.
+ * runs a small entry that calls the user's function, writes its result,
+ * counts itself out and wakes the gathering task when it is the last one,
+ * or (fail-fast mode) the first failure. The gatherer then cancels the rest
+ * and keeps waiting until every child has finished.
+ *
+ * The children are detached right after their spawn, so each task object
+ * is freed as soon as its task ends, while it is still in the cache, rather
+ * than by a join pass over all of them at the end (with 100,000 children,
+ * 25 MB of task objects read a third time: a quarter of the gather's time).
+ * A child clears its record's task handle as it finishes, so the handles
+ * left are those of unfinished, still valid tasks.
  *
  * Cancellation of the gatherer: it cancels the children, withdraws its own
  * cancellation so that it can keep waiting for them, and restores it before
@@ -15,8 +21,8 @@
  * can suspend under it), so then the gatherer cancels and detaches the
  * unfinished children, marks the state abandoned and returns; the last
  * child to finish frees the state, and results is no longer written.
- * Costs: one malloc, n spawns, one park per wake-up of the gatherer, n
- * joins of finished tasks.
+ * Costs: one malloc, n spawns and detaches, one park per wake-up of the
+ * gatherer.
  */
 #include <limits.h>
 
@@ -36,6 +42,7 @@ struct gchild {
 
 struct gstate {
     struct eddy_waitq waiter;
+    intptr_t *results;
     size_t live;
     int first_error;
     bool fail_fast;
@@ -53,12 +60,14 @@ static intptr_t child_entry(void *arg)
     struct gchild *c = arg;
     intptr_t r = c->fn(c->arg);
     struct gstate *st = c->st;
+    c->task = NULL; /* detached: freed once it has left */
     st->live--;
     if (EDDY_UNLIKELY(st->abandoned)) {
         if (st->live == 0)
             eddy__free(st);
         return r;
     }
+    st->results[c - st->kids] = r;
     if (r < 0 && st->fail_fast && st->first_error == 0) {
         st->first_error = as_error(r);
         eddy_waitq_wake_one(&st->waiter, 0);
@@ -71,24 +80,16 @@ static intptr_t child_entry(void *arg)
 static void cancel_unfinished(struct gstate *st, size_t spawned)
 {
     for (size_t i = 0; i < spawned; i++)
-        if (!eddy_task_is_done(st->kids[i].task))
+        if (st->kids[i].task)
             eddy_task_cancel(st->kids[i].task);
 }
 
-/* The gatherer cannot wait any more: finished children are joined, the
- * others cancelled and detached; the last of them frees st. */
+/* The gatherer cannot wait any more: the unfinished children are cancelled
+ * and finish on their own; the last of them frees st. */
 static void abandon(struct gstate *st, size_t spawned)
 {
     st->abandoned = true;
-    for (size_t i = 0; i < spawned; i++) {
-        struct eddy_task *t = st->kids[i].task;
-        if (eddy_task_is_done(t)) {
-            eddy_task_join(t, NULL);
-        } else {
-            eddy_task_cancel(t);
-            eddy_task_detach(t);
-        }
-    }
+    cancel_unfinished(st, spawned);
     if (st->live == 0)
         eddy__free(st);
 }
@@ -107,6 +108,7 @@ EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *resu
     if (!st)
         return -ENOMEM;
     eddy_waitq_init(&st->waiter);
+    st->results = results;
     st->live = 0;
     st->first_error = 0;
     st->fail_fast = mode == EDDY_GATHER_FAIL_FAST;
@@ -122,6 +124,7 @@ EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *resu
         spawn_rc = eddy_task_spawn(child_entry, c, NULL, &c->task);
         if (spawn_rc < 0)
             break;
+        eddy_task_detach(c->task);
         st->live++;
     }
 
@@ -146,8 +149,6 @@ EDDY_API int eddy_gather(const struct eddy_call *calls, size_t n, intptr_t *resu
         }
     }
 
-    for (size_t i = 0; i < spawned; i++)
-        eddy_task_join(st->kids[i].task, &results[i]);
     int first_error = st->first_error;
     eddy__free(st);
     if (self_cancelled) {

@@ -5,7 +5,8 @@
  * the cache limit (released stacks give their pages back: mincore shows
  * them gone), guard pages while the process-wide budget lasts and the
  * stated fallback past it (slack page, checked by eddy_stack_is_intact),
- * and the pool's statistics.
+ * the pool's statistics, and reservations (eddy__stack_pool_reserve: the
+ * promised acquires map nothing, whatever unreserved acquires came between).
  *
  * The guard budget is process-wide and read from EDDY_STACK_GUARDS once,
  * when the first pool is created. Tests that set it therefore do so in a
@@ -15,11 +16,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <eddy/alloc.h>
 
+#include "alloc/internal.h"
 #include "tests/support/test.h"
 
 #define KIB ((size_t)1 << 10)
@@ -487,6 +491,126 @@ EDDY_TEST(stack_slab, a_full_batch_of_cold_stacks_gives_its_pages_back_without_t
         cr_expect_eq(eddy_test_resident_pages(s[i].lo, s[i].size_bytes), 0, "stack %d", i);
     cr_expect_gt(eddy_test_resident_pages(s[0].lo, s[0].size_bytes), 0, "warm stacks keep pages");
     eddy_stack_pool_destroy(pool);
+}
+
+/* ---- reservations ----------------------------------------------------------- */
+
+EDDY_TEST(stack_slab, reserving_maps_address_space_and_carves_nothing)
+{
+    enum { N = 300 };
+    struct eddy_stack_pool *pool = pool_new(1 * MIB);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(eddy__stack_pool_reserve(pool, 16 * KIB), 0, "16 KiB is class 0");
+    struct eddy_stack_pool_stats st = stats_of(pool);
+    cr_expect_geq(st.mapped_bytes, (size_t)N * (16 * KIB + eddy_test_page_size()));
+    cr_expect_eq(st.in_use + st.cached + st.released, 0, "no stack was carved");
+    cr_expect_eq(st.guard_pages, 0, "guards come with carving, not with promises");
+    for (int i = 0; i < N; i++)
+        eddy__stack_pool_unreserve(pool, 0);
+    eddy_stack_pool_destroy(pool);
+}
+
+EDDY_TEST(stack_slab, reserve_returns_the_size_class_and_rejects_sizes_above_max)
+{
+    struct eddy_stack_pool *pool = pool_new(0);
+    cr_expect_eq(eddy__stack_pool_reserve(pool, 0), 1, "the default 64 KiB is class 1");
+    cr_expect_eq(eddy__stack_pool_reserve(pool, 16 * KIB + 1), 1);
+    cr_expect_eq(eddy__stack_pool_reserve(pool, EDDY_STACK_MAX_BYTES), 6);
+    size_t mapped = stats_of(pool).mapped_bytes;
+    cr_expect_eq(eddy__stack_pool_reserve(pool, EDDY_STACK_MAX_BYTES + 1), -EINVAL);
+    cr_expect_eq(stats_of(pool).mapped_bytes, mapped, "a rejected size maps nothing");
+    eddy__stack_pool_unreserve(pool, 1);
+    eddy__stack_pool_unreserve(pool, 1);
+    eddy__stack_pool_unreserve(pool, 6);
+    eddy_stack_pool_destroy(pool);
+}
+
+EDDY_TEST(stack_slab, reserved_acquires_map_nothing_even_after_unreserved_ones)
+{
+    /* 500 promises, then 500 acquires without one, which must leave the
+     * promised stacks alone (mapping more for themselves); then the 500
+     * promised acquires, which must map nothing. */
+    enum { N = 500 };
+    struct eddy_stack_pool *pool = pool_new(64 * KIB);
+    struct eddy_stack *s = calloc(2 * N, sizeof(*s));
+    cr_assert_not_null(s);
+    /* Some free stacks, warm and cold, for the unreserved acquires to find. */
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(eddy_stack_pool_acquire(pool, 16 * KIB, &s[i]), 0);
+    for (int i = 0; i < N; i++)
+        eddy_stack_pool_release(pool, &s[i]);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(eddy__stack_pool_reserve(pool, 16 * KIB), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(eddy_stack_pool_acquire(pool, 16 * KIB, &s[i]), 0);
+    size_t mapped = stats_of(pool).mapped_bytes;
+    for (int i = N; i < 2 * N; i++) {
+        eddy__stack_pool_unreserve(pool, 0);
+        cr_assert_eq(eddy_stack_pool_acquire(pool, 16 * KIB, &s[i]), 0, "promised acquire %d", i);
+        ((volatile char *)s[i].lo)[s[i].size_bytes - 1] = 1;
+    }
+    cr_expect_eq(stats_of(pool).mapped_bytes, mapped, "the promised acquires mapped nothing");
+    cr_expect_eq(stats_of(pool).in_use, 2 * N);
+    qsort(s, 2 * N, sizeof(*s), cmp_ptr);
+    for (size_t i = 1; i < 2 * N; i++)
+        cr_assert_leq((char *)s[i - 1].lo + s[i - 1].size_bytes, (char *)s[i].lo,
+                      "stacks %zu and %zu overlap", i - 1, i);
+    free(s);
+    eddy_stack_pool_destroy(pool);
+}
+
+/* Room for what the child maps besides the reserved regions (the
+ * sanitizers' and the allocator's own mappings). */
+#define ADDRESS_SPACE_HEADROOM ((rlim_t)1 << 30)
+
+static long vm_size_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib < 0 ? -1 : kib * 1024;
+}
+
+static void reserve_until_enomem_child(void *arg)
+{
+    (void)arg;
+    struct eddy_stack_pool *pool;
+    EDDY_CHILD_CHECK(eddy_stack_pool_create(NULL, &pool) == 0);
+    long vm = vm_size_bytes();
+    EDDY_CHILD_CHECK(vm > 0);
+    struct rlimit lim = {(rlim_t)vm + ADDRESS_SPACE_HEADROOM, RLIM_INFINITY};
+    EDDY_CHILD_CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
+    /* 64 MiB stacks: each promise maps a region of its own. */
+    int n = 0, rc = 0;
+    while (n < 64 && (rc = eddy__stack_pool_reserve(pool, EDDY_STACK_MAX_BYTES)) == 6)
+        n++;
+    EDDY_CHILD_CHECK(rc == -ENOMEM);
+    EDDY_CHILD_CHECK(n > 0 && n < 64);
+    /* The failed promise counts for nothing; the kept ones all hold. */
+    for (int i = 0; i < n; i++) {
+        struct eddy_stack s;
+        eddy__stack_pool_unreserve(pool, 6);
+        EDDY_CHILD_CHECK(eddy_stack_pool_acquire(pool, EDDY_STACK_MAX_BYTES, &s) == 0);
+    }
+    struct eddy_stack s;
+    EDDY_CHILD_CHECK(eddy_stack_pool_acquire(pool, EDDY_STACK_MAX_BYTES, &s) == -ENOMEM);
+    fprintf(stderr, "%d promises kept\n", n);
+}
+
+EDDY_TEST(stack_slab, reserve_without_address_space_is_enomem_and_keeps_earlier_promises)
+{
+    if (eddy_test_under_valgrind())
+        cr_skip_test("Valgrind manages the address space itself; RLIMIT_AS does not apply");
+    struct eddy_test_child child;
+    cr_assert_eq(eddy_test_fork(reserve_until_enomem_child, NULL, &child), 0);
+    eddy_assert_child_ok(child);
+    cr_expect(strstr(child.first_line, "promises kept") != NULL, "%s", child.first_line);
 }
 
 EDDY_TEST(stack_slab, destroying_a_null_pool_is_a_noop)

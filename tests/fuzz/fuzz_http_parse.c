@@ -159,8 +159,7 @@ static uint64_t response_once(const char *buf, size_t len, const struct eddy_htt
     CHECK(r.version_minor == 0 || r.version_minor == 1);
     mix_view(&s, buf, n, r.reason, r.reason_len);
     check_fields(&s, buf, n, hdrs, r.nheaders);
-    CHECK(r.body != EDDY_HTTP_BODY_NONE ||
-          (r.status < 200 || r.status == 204 || r.status == 304));
+    CHECK(r.body != EDDY_HTTP_BODY_NONE || (r.status < 200 || r.status == 204 || r.status == 304));
     CHECK(r.body != EDDY_HTTP_BODY_CLOSE || !r.keep_alive);
     mix(&s, r.status);
     mix(&s, (uint64_t)r.body);
@@ -170,7 +169,8 @@ static uint64_t response_once(const char *buf, size_t len, const struct eddy_htt
 }
 
 /* The same parse under every scanner, which must agree; returns the hash. */
-static uint64_t every_scanner(uint64_t (*once)(const char *, size_t, const struct eddy_http_limits *),
+static uint64_t every_scanner(uint64_t (*once)(const char *, size_t,
+                                               const struct eddy_http_limits *),
                               const char *buf, size_t len, const struct eddy_http_limits *l)
 {
     static const char *const names[] = {"scalar", "sse42", "avx2"};
@@ -208,8 +208,7 @@ static void heads(const char *buf, size_t len, const struct eddy_http_limits *l)
     every_scanner(response_once, buf, len, l);
     rc = eddy_http_parse_response(buf, len, &resp, hdrs, MAX_FIELDS, l);
     if (rc > 0)
-        CHECK(eddy_http_parse_response(buf, (size_t)rc - 1, &resp, hdrs, MAX_FIELDS, l) ==
-              -EAGAIN);
+        CHECK(eddy_http_parse_response(buf, (size_t)rc - 1, &resp, hdrs, MAX_FIELDS, l) == -EAGAIN);
 }
 
 /* Decodes data[0, len) in pieces cut at `cut` (0: whole); fills out with

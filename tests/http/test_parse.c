@@ -1553,6 +1553,19 @@ EDDY_TEST(http_parse, status_reasons_are_the_standard_phrases)
     cr_expect_str_eq(eddy_http_status_reason(0), "");
     cr_expect_str_eq(eddy_http_status_reason(299), "");
     cr_expect_str_eq(eddy_http_status_reason(1000), "");
+    /* Exactly the registered codes have a phrase. */
+    static const unsigned named[] = {
+        100, 101, 103, 200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 305, 307,
+        308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415,
+        416, 417, 421, 422, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 511};
+    size_t k = 0;
+    for (unsigned st = 0; st < 1000; st++) {
+        bool want = k < ARRAY_LEN(named) && named[k] == st;
+        k += want;
+        cr_expect_eq(eddy_http_status_reason(st)[0] != '\0', want, "status %u", st);
+    }
+    cr_expect_str_eq(eddy_http_status_reason(308), "Permanent Redirect");
+    cr_expect_str_eq(eddy_http_status_reason(511), "Network Authentication Required");
     /* Every status the parser answers with has a phrase. */
     static const unsigned parser_statuses[] = {400, 413, 414, 431, 501, 505};
     for (size_t i = 0; i < ARRAY_LEN(parser_statuses); i++)

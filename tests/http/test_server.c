@@ -710,3 +710,40 @@ EDDY_TEST(http_server, configuration_errors_are_reported)
     struct eddy_http_server_opts bad_opts = {.idle_timeout_ns = -1};
     cr_expect_eq(eddy_http_server_create(&bad_opts, &srv), -EINVAL);
 }
+
+EDDY_TEST(http_server, aiohttp_client_fetches_concurrently_over_keep_alive)
+{
+    /* Debian's python3 carries python3-aiohttp; the python3 on PATH may
+     * be another build without it. */
+    if (system("/usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1") != 0)
+        cr_skip_test("python3-aiohttp is not installed (make bench-deps)");
+    struct ht_server s = {0};
+    ht_start(&s, routes, NULL);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c \"\n"
+             "import asyncio, aiohttp\n"
+             "async def main():\n"
+             "    base = 'http://127.0.0.1:%u'\n"
+             "    conn = aiohttp.TCPConnector(limit=4)\n"
+             "    async with aiohttp.ClientSession(connector=conn) as s:\n"
+             "        async def get(i):\n"
+             "            async with s.get(base + '/n/%%d' %% i) as r:\n"
+             "                return r.status, await r.text()\n"
+             "        res = await asyncio.gather(*(get(i) for i in range(50)))\n"
+             "        print(all(st == 200 and t == str(i) for i, (st, t) in enumerate(res)))\n"
+             "        async with s.post(base + '/echo', data=b'y' * 5000) as r:\n"
+             "            print(r.status, len(await r.read()))\n"
+             "asyncio.run(main())\n"
+             "\" 2>&1",
+             s.port);
+    int st;
+    char *out = ht_shell(cmd, &st);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect_str_eq(out, "True\n200 5000\n");
+    free(out);
+    ht_stop(&s);
+    /* 51 requests over at most 4 pooled connections. */
+    cr_expect_eq(s.stats.requests, 51u);
+    cr_expect_leq(s.stats.connections_accepted, 4u);
+}

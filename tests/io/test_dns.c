@@ -101,7 +101,7 @@ static intptr_t lookup_behind_busy_pool(void *arg)
     struct lookup *l = arg;
     struct eddy_task *t;
     cr_assert_eq(eddy_task_spawn(occupy_pool, NULL, NULL, &t), 0);
-    eddy_sleep_ms(20); /* the only worker is now busy for 300 ms */
+    eddy_sleep_ms(20);          /* the only worker is now busy for 300 ms */
     int64_t t0 = eddy_now_ns(); /* the clock the deadline counts from */
     do_lookup(l);
     int64_t took = eddy_clock_ns() - t0;

@@ -6,8 +6,9 @@
  * -EBUSY inside a task, -EINVAL from a foreign thread), eddy_loop_stop from a
  * task and from another thread (run returns, a later run resumes the
  * suspended tasks), eddy_loop_post from another thread (order, thread,
- * waking a loop blocked in epoll, -EINVAL, -ESHUTDOWN), and destroy (it
- * cancels what is left, lets it finish, and drops callbacks not yet run).
+ * waking a loop blocked in epoll, -EINVAL, -ESHUTDOWN), destroy (it
+ * cancels what is left, lets it finish, and drops callbacks not yet run),
+ * and fds and timers served in time while tasks keep the run queue busy.
  *
  * Cross-thread tests have "thread" in their names, so that a filter on
  * "thread" (make tsan TEST_ARGS=--filter=...) runs them under ThreadSanitizer.
@@ -781,4 +782,116 @@ EDDY_TEST(loop, destroy_of_a_loop_that_never_ran_runs_its_tasks_cancelled)
     eddy_loop_destroy(loop);
     cr_expect(l.finished);
     cr_expect_eq(l.rc, -ECANCELED);
+}
+
+/* ---- polling while tasks stay runnable ----------------------------------------
+ * Tasks that keep yielding never empty the run queue; the loop then polls
+ * only every POLL_INTERVAL_NS (20 us) of running, and fires timers after
+ * every budget of dispatches. A ready fd and a due sleeper must still be
+ * served within the tolerance. The yielders give up after BUSY_LIMIT_MS,
+ * so a loop that never polled fails the test instead of hanging it.
+ */
+#define BUSY_YIELDERS 2
+#define BUSY_LIMIT_MS 3000
+#define BUSY_SLEEP_MS 5
+#define BUSY_WARMUP_YIELDS 2000
+
+struct busy {
+    int fds[2];
+    bool stop;
+    int64_t limit;
+    int64_t ready_ns; /* when the byte was written or the sleep was due */
+    int64_t woke_ns;
+    int rc;
+    uint64_t yields;
+};
+
+static intptr_t yield_until_stopped(void *arg)
+{
+    struct busy *b = arg;
+    while (!b->stop && eddy_clock_ns() < b->limit) {
+        int rc = eddy_task_yield();
+        if (rc < 0)
+            return rc;
+        b->yields++;
+    }
+    return 0;
+}
+
+static intptr_t read_and_stop(void *arg)
+{
+    struct busy *b = arg;
+    b->rc = rt_read_byte(b->fds[0]);
+    b->woke_ns = eddy_clock_ns();
+    b->stop = true;
+    return 0;
+}
+
+static intptr_t sleep_and_stop(void *arg)
+{
+    struct busy *b = arg;
+    b->ready_ns = eddy_now_ns() + BUSY_SLEEP_MS * EDDY_NS_PER_MS;
+    b->rc = eddy_sleep_ms(BUSY_SLEEP_MS);
+    b->woke_ns = eddy_clock_ns();
+    b->stop = true;
+    return 0;
+}
+
+/* Runs waiter with BUSY_YIELDERS yielding tasks around it; with fd set, a
+ * byte is written once everything has started. */
+static void run_busy(struct busy *b, eddy_task_fn *waiter, bool fd)
+{
+    b->limit = eddy_clock_ns() + BUSY_LIMIT_MS * EDDY_NS_PER_MS;
+    struct eddy_task *w, *y[BUSY_YIELDERS];
+    cr_assert_eq(eddy_task_spawn(waiter, b, NULL, &w), 0);
+    for (int i = 0; i < BUSY_YIELDERS; i++)
+        cr_assert_eq(eddy_task_spawn(yield_until_stopped, b, NULL, &y[i]), 0);
+    /* Everyone starts and the waiter parks; the yielders run through a few
+     * budgets of dispatches, so that the loop has been busy for a while. */
+    while (b->yields < BUSY_WARMUP_YIELDS && eddy_clock_ns() < b->limit)
+        cr_assert_eq(eddy_task_yield(), 0);
+    if (fd) {
+        b->ready_ns = eddy_clock_ns();
+        cr_assert_eq(write(b->fds[1], "x", 1), 1);
+    }
+    for (int i = 0; i < BUSY_YIELDERS; i++)
+        cr_assert_eq(eddy_task_join(y[i], NULL), 0);
+    cr_assert_eq(eddy_task_join(w, NULL), 0);
+}
+
+static intptr_t fd_while_busy(void *arg)
+{
+    struct busy *b = arg;
+    rt_pipe(b->fds);
+    run_busy(b, read_and_stop, true);
+    close(b->fds[0]);
+    close(b->fds[1]);
+    return 0;
+}
+
+EDDY_TEST(loop, an_fd_ready_while_tasks_keep_yielding_wakes_its_waiter_in_time)
+{
+    struct busy b = {0};
+    cr_assert_eq(rt_run(fd_while_busy, &b), 0);
+    cr_expect_eq(b.rc, 'x');
+    cr_expect_gt(b.yields, 0, "the yielders ran");
+    cr_expect_leq(b.woke_ns - b.ready_ns, rt_late_tolerance_ns(), "woke %.3f ms after the write",
+                  (double)(b.woke_ns - b.ready_ns) / EDDY_NS_PER_MS);
+}
+
+static intptr_t sleep_while_busy(void *arg)
+{
+    run_busy(arg, sleep_and_stop, false);
+    return 0;
+}
+
+EDDY_TEST(loop, a_sleeper_wakes_on_time_while_tasks_keep_yielding)
+{
+    struct busy b = {0};
+    cr_assert_eq(rt_run(sleep_while_busy, &b), 0);
+    cr_expect_eq(b.rc, 0);
+    cr_expect_gt(b.yields, 0, "the yielders ran");
+    cr_expect_geq(b.woke_ns, b.ready_ns, "never early");
+    cr_expect_leq(b.woke_ns - b.ready_ns, rt_late_tolerance_ns(), "woke %.3f ms late",
+                  (double)(b.woke_ns - b.ready_ns) / EDDY_NS_PER_MS);
 }

@@ -7,9 +7,10 @@
  * -EDEADLK, -EBUSY, -EINVAL for detached tasks), cancel (-EALREADY, before
  * the first run, during each kind of wait: sleep, fd, join, yield; sticky
  * until uncancel), detach, yield's round robin, the queries (current,
- * is_done, result, name), and scale: 100,000 tasks spawned and joined,
- * 100,000 sleeping at once, with the loop's task slab and stack pool back
- * to empty afterwards.
+ * is_done, result, name), coroutines taken at the first run (so that
+ * trivial tasks spawned together run on a few recycled stacks), and scale:
+ * 100,000 tasks spawned and joined, 100,000 sleeping at once, with the
+ * loop's task slab and stack pool back to empty afterwards.
  *
  * The leak checks look inside the loop (reactor/internal.h): the task slab
  * and the stack pool are eddy's own allocators, so a task object or a stack
@@ -780,13 +781,75 @@ EDDY_TEST(task, hundred_thousand_tasks_spawned_and_joined_leave_nothing_behind)
     cr_assert_eq(rt_run(spawn_and_join_many, &n), 0);
 }
 
-/* Every sleeper must start and park before the first one wakes: the common
- * deadline lies this far ahead, or four times as long as spawning took
- * (starting them costs about as much), whichever is longer. */
+/* Stacks the pool has carved so far: those in use, kept warm and given back. */
+static size_t stacks_carved(void)
+{
+    struct eddy_stack_pool_stats st;
+    eddy_stack_pool_get_stats(eddy_loop_current()->stacks, &st);
+    return st.in_use + st.cached + st.released;
+}
+
+static intptr_t coroutine_on_first_run(void *arg)
+{
+    (void)arg;
+    size_t tasks0, stacks0;
+    loop_usage(&tasks0, &stacks0);
+    struct eddy_task *t;
+    cr_assert_eq(eddy_task_spawn(sleep_ms_arg, (void *)(intptr_t)1, NULL, &t), 0);
+    size_t tasks, stacks;
+    loop_usage(&tasks, &stacks);
+    cr_expect_eq(tasks, tasks0 + 1);
+    cr_expect_eq(stacks, stacks0, "spawn took no stack yet");
+    cr_assert_eq(eddy_task_yield(), 0); /* t starts and parks in its sleep */
+    loop_usage(&tasks, &stacks);
+    cr_expect_eq(stacks, stacks0 + 1, "a parked task holds its stack");
+    cr_assert_eq(eddy_task_join(t, NULL), 0);
+    return 0;
+}
+
+EDDY_TEST(task, a_tasks_coroutine_and_stack_are_taken_when_it_first_runs)
+{
+    cr_assert_eq(rt_run(coroutine_on_first_run, NULL), 0);
+}
+
+/* Stacks that ten thousand trivial tasks needed, spawned all at once. */
+#define TRIVIAL_TASKS 10000
+#define TRIVIAL_TASKS_STACKS_MAX 4
+
+static intptr_t trivial_tasks_share_stacks(void *arg)
+{
+    (void)arg;
+    struct eddy_task **t = malloc(TRIVIAL_TASKS * sizeof(*t));
+    cr_assert_not_null(t);
+    size_t carved0 = stacks_carved();
+    for (size_t i = 0; i < TRIVIAL_TASKS; i++)
+        cr_assert_eq(eddy_task_spawn(double_it, (void *)(intptr_t)i, NULL, &t[i]), 0);
+    for (size_t i = 0; i < TRIVIAL_TASKS; i++) {
+        intptr_t result = -1;
+        cr_assert_eq(eddy_task_join(t[i], &result), 0);
+        cr_assert_eq(result, (intptr_t)i * 2);
+    }
+    size_t carved = stacks_carved() - carved0;
+    cr_expect_leq(carved, TRIVIAL_TASKS_STACKS_MAX,
+                  "%zu stacks for tasks that each finish before the next starts", carved);
+    free(t);
+    return 0;
+}
+
+EDDY_TEST(task, tasks_that_finish_before_the_next_starts_share_a_few_stacks)
+{
+    cr_assert_eq(rt_run(trivial_tasks_share_stacks, NULL), 0);
+}
+
+/* Every sleeper must park on its timer before the first one wakes. They
+ * first start (creating their coroutines, page faults included) and wait at
+ * a gate; then the common deadline is set this far ahead, or four times as
+ * long as starting them took, whichever is longer, and the gate opens. */
 #define SLEEPERS_WINDOW_MS 300
 
 struct sleepers {
     size_t n;
+    struct eddy_waitq gate;
     int64_t deadline;
     size_t woke;
     size_t failed;
@@ -795,7 +858,9 @@ struct sleepers {
 static intptr_t sleep_and_count(void *arg)
 {
     struct sleepers *s = arg;
-    int rc = eddy_sleep_until(s->deadline);
+    int rc = eddy_waitq_wait(&s->gate, EDDY_DEADLINE_NEVER);
+    if (rc == 0)
+        rc = eddy_sleep_until(s->deadline);
     if (rc != 0 || eddy_now_ns() < s->deadline)
         s->failed++;
     s->woke++;
@@ -807,16 +872,19 @@ static intptr_t sleep_many(void *arg)
     struct sleepers *s = arg;
     size_t tasks0, stacks0;
     loop_usage(&tasks0, &stacks0);
+    eddy_waitq_init(&s->gate);
     struct eddy_task_opts detached = {.detached = true, .stack_size_bytes = EDDY_STACK_MIN_BYTES};
     int64_t spawn_start = eddy_clock_ns();
     for (size_t i = 0; i < s->n; i++)
         cr_assert_eq(eddy_task_spawn(sleep_and_count, s, &detached, NULL), 0, "spawn %zu", i);
-    int64_t spawned = eddy_clock_ns();
-    int64_t window = SLEEPERS_WINDOW_MS * EDDY_NS_PER_MS;
-    if (window < 4 * (spawned - spawn_start))
-        window = 4 * (spawned - spawn_start);
-    s->deadline = spawned + window;
     /* main goes to the back of the run queue: every sleeper starts first. */
+    cr_assert_eq(eddy_task_yield(), 0);
+    int64_t started = eddy_clock_ns();
+    int64_t window = SLEEPERS_WINDOW_MS * EDDY_NS_PER_MS;
+    if (window < 4 * (started - spawn_start))
+        window = 4 * (started - spawn_start);
+    s->deadline = started + window;
+    cr_assert_eq(eddy_waitq_wake_all(&s->gate, 0), s->n, "every sleeper waited at the gate");
     cr_assert_eq(eddy_task_yield(), 0);
     cr_assert_eq(s->woke, 0);
     cr_assert_eq(eddy_loop_current()->timers.len, s->n, "every sleeper armed its timer");

@@ -6,10 +6,21 @@
  * EDDY_GATHER_FAIL_FAST cancelling the rest and returning the first failure
  * in completion order, cancellation of the gathering task (children are
  * cancelled and waited for), an expired timeout scope (children cancelled
- * and left to finish on their own, nothing leaks), bad arguments, and
- * 10,000 tasks.
+ * and left to finish on their own, nothing leaks), a spawn that fails
+ * half-way (-ENOMEM under an address-space limit: the children already
+ * spawned are cancelled and waited for), bad arguments, and 10,000 tasks.
+ * The children are detached tasks, so the leak checks count the loop's
+ * task objects (reactor/internal.h) before and after.
  */
+#include <sys/resource.h>
+
+#include "reactor/internal.h"
 #include "tests/sync/sync_test.h"
+
+static size_t live_task_objects(void)
+{
+    return eddy_obj_slab_live(&eddy_loop_current()->task_slab);
+}
 
 struct job {
     int64_t delay_ms;
@@ -173,13 +184,15 @@ EDDY_TEST(gather, cancelling_the_gatherer_cancels_and_waits_for_every_child)
 static intptr_t gather_in_scope(void *arg)
 {
     struct outer *o = arg;
+    size_t objects = live_task_objects();
     struct eddy_timeout scope;
     eddy_timeout_enter(&scope, 5 * EDDY_NS_PER_MS);
     o->s.rc = eddy_gather(o->s.calls, o->s.n, o->s.results, EDDY_GATHER_ALL);
     o->scope_rc = eddy_timeout_exit(&scope);
     /* The abandoned children finish on their own, cancelled. */
-    for (int i = 0; i < 10 && !(o->s.jobs[0].finished || o->s.log.n > 1); i++)
+    for (int i = 0; i < 10 && live_task_objects() > objects; i++)
         eddy_task_yield();
+    cr_expect_eq(live_task_objects(), objects, "the abandoned children were freed");
     return 0;
 }
 
@@ -191,6 +204,92 @@ EDDY_TEST(gather, an_expired_scope_cancels_the_children_and_returns_etimedout)
     cr_expect_eq(o.s.rc, -ETIMEDOUT);
     cr_expect_eq(o.scope_rc, -ETIMEDOUT);
     cr_expect_eq(o.s.log.n, 1, "only the 1 ms job finished normally");
+    cr_expect_eq(o.s.results[0], INTPTR_MIN, "results is not written after the return");
+    cr_expect_eq(o.s.results[2], INTPTR_MIN, "results is not written after the return");
+}
+
+/* ---- a spawn that fails half-way --------------------------------------------- */
+
+/* Room for what the child maps besides the children's stack reservations
+ * (the state, the task objects, the sanitizers' own mappings); the
+ * reservations of 100,000 default stacks need about 6.5 GiB. */
+#define SPAWN_FAIL_HEADROOM ((rlim_t)256 << 20)
+#define SPAWN_FAIL_TASKS 100000
+
+static long vm_size_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib < 0 ? -1 : kib * 1024;
+}
+
+struct spawn_fail {
+    size_t started;
+    size_t cancelled;
+};
+
+static intptr_t sleep_until_cancelled(void *arg)
+{
+    struct spawn_fail *f = arg;
+    f->started++;
+    int rc = eddy_sleep_ms(3600 * 1000);
+    if (rc == -ECANCELED)
+        f->cancelled++;
+    return rc;
+}
+
+static intptr_t gather_until_enomem(void *arg)
+{
+    (void)arg;
+    struct spawn_fail f = {0};
+    struct eddy_call *calls = calloc(SPAWN_FAIL_TASKS, sizeof(*calls));
+    intptr_t *results = calloc(SPAWN_FAIL_TASKS, sizeof(*results));
+    EDDY_CHILD_CHECK(calls && results);
+    for (size_t i = 0; i < SPAWN_FAIL_TASKS; i++) {
+        calls[i] = (struct eddy_call){sleep_until_cancelled, &f};
+        results[i] = INTPTR_MIN;
+    }
+    size_t objects = live_task_objects();
+    long vm = vm_size_bytes();
+    EDDY_CHILD_CHECK(vm > 0);
+    struct rlimit lim = {(rlim_t)vm + SPAWN_FAIL_HEADROOM, RLIM_INFINITY};
+    EDDY_CHILD_CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
+    int rc = eddy_gather(calls, SPAWN_FAIL_TASKS, results, EDDY_GATHER_ALL);
+    EDDY_CHILD_CHECK(rc == -ENOMEM);
+    EDDY_CHILD_CHECK(f.started > 0 && f.started < SPAWN_FAIL_TASKS);
+    EDDY_CHILD_CHECK(f.cancelled == f.started);
+    for (size_t i = 0; i < SPAWN_FAIL_TASKS; i++)
+        EDDY_CHILD_CHECK(results[i] == (i < f.started ? -ECANCELED : INTPTR_MIN));
+    EDDY_CHILD_CHECK(eddy_task_yield() == 0); /* the last child's leftovers go */
+    EDDY_CHILD_CHECK(live_task_objects() == objects);
+    fprintf(stderr, "%zu children spawned, cancelled and waited for\n", f.started);
+    free(calls);
+    free(results);
+    return 0;
+}
+
+static void spawn_fail_child(void *arg)
+{
+    (void)arg;
+    intptr_t result = -1;
+    EDDY_CHILD_CHECK(eddy_run(gather_until_enomem, NULL, NULL, &result) == 0 && result == 0);
+}
+
+EDDY_TEST(gather, a_spawn_that_fails_cancels_and_waits_for_the_children_already_spawned)
+{
+    if (eddy_test_under_valgrind())
+        cr_skip_test("Valgrind manages the address space itself; RLIMIT_AS does not apply");
+    struct eddy_test_child child;
+    cr_assert_eq(eddy_test_fork(spawn_fail_child, NULL, &child), 0);
+    eddy_assert_child_ok(child);
+    cr_expect(strstr(child.first_line, "waited for") != NULL, "%s", child.first_line);
 }
 
 static intptr_t trivial(void *arg)
@@ -205,9 +304,12 @@ static intptr_t ten_thousand(void *arg)
     intptr_t *results = calloc(n, sizeof(*results));
     for (size_t i = 0; i < n; i++)
         calls[i] = (struct eddy_call){trivial, (void *)(intptr_t)i};
+    size_t objects = live_task_objects();
     cr_assert_eq(eddy_gather(calls, n, results, EDDY_GATHER_FAIL_FAST), 0);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(results[i], (intptr_t)i);
+    cr_assert_eq(eddy_task_yield(), 0); /* the last child's leftovers go */
+    cr_expect_eq(live_task_objects(), objects, "every child's task object was freed");
     free(calls);
     free(results);
     return 0;
