@@ -140,7 +140,7 @@ $(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAG
 
 TEST_ARGS ?=
 
-.PHONY: all lib deps deps-test deps-bench test test-build asan tsan tsan-run debug valgrind \
+.PHONY: all lib deps deps-test deps-bench bench-deps test test-build asan tsan tsan-run debug valgrind \
         bench-build bench bench-smoke tools examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
@@ -155,6 +155,10 @@ deps-test:
 	@scripts/deps.sh build $(ALLOC) test
 deps-bench:
 	@scripts/deps.sh build $(ALLOC) bench
+# The peers of the macro suites (nginx, h2o, aiohttp, wrk...); a suite skips
+# a peer that is missing, with a line saying so.
+bench-deps:
+	@scripts/deps.sh build $(ALLOC) bench peers
 
 $(BUILD)/obj/%.c.o: %.c $(STAMP)
 	@mkdir -p $(dir $@)
@@ -247,7 +251,7 @@ valgrind:
 bench-build: $(BENCH_BIN)
 	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi
 
-bench: deps-bench bench-build tools
+bench: bench-deps bench-build tools
 	bench/run $(SUITES)
 bench-smoke: deps-bench bench-build tools
 	bench/run --smoke $(SUITES)
@@ -299,6 +303,7 @@ help:
 	@echo "make valgrind        the test suite under valgrind"
 	@echo "make bench           every benchmark suite, writes results/"
 	@echo "make bench-smoke     the short benchmark pass"
+	@echo "make bench-deps      install the peers the suites compare against (nginx, h2o, aiohttp, wrk)"
 	@echo "make check-aarch64   cross-build for aarch64 and run the basics example under qemu"
 	@echo "make perf-check      instructions per operation vs results/instructions.json (fails on +5%)"
 	@echo "make perf-baseline   rewrite results/instructions.json"

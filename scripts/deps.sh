@@ -3,7 +3,8 @@
 # As root it runs apt-get itself (apt-get update once, on a fresh machine);
 # otherwise it prints the exact command and fails.
 # Usage: scripts/deps.sh GROUP... where GROUP is build, test, bench,
-# format, fuzz, cross, jemalloc, mimalloc or libc.
+# format, fuzz, cross, jemalloc, mimalloc, libc, or peers (the servers and
+# clients the benchmark suites measure eddy against: make bench-deps).
 set -eu
 pkgs=""
 for group in "$@"; do
@@ -18,6 +19,7 @@ for group in "$@"; do
         bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3 python3-aiofiles"
                # the serve suite's load generator and peers, and the plots
                pkgs="$pkgs wrk nginx-light h2o python3-aiohttp python3-uvloop python3-requests gnuplot-nox" ;;
+        peers) pkgs="$pkgs wrk nginx-light h2o python3-aiohttp python3-uvloop python3-requests gnuplot-nox" ;;
         fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
