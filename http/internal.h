@@ -52,6 +52,17 @@ enum {
     EDDY__HTTP_FIELDS_FULL, /* one more well-named field than max: returns its name */
 };
 
+/* True when s is a non-empty token (a method, a field name). */
+static inline bool eddy__http_is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(eddy__http_class[(unsigned char)*s] & EDDY__HTTP_TCHAR))
+            return false;
+    return true;
+}
+
 /* One scanner implementation. token, target and value return the first
  * byte of [p, end) that is not in their class, or end when every byte is.
  * None reads outside [p, end), whatever the alignment (vector loads cover
@@ -264,6 +275,8 @@ struct eddy__http_conn {
  * or the status to answer (404, 405 with *allow filled as "GET, HEAD"). */
 unsigned eddy__http_route_match(struct eddy_http_server *srv, struct eddy_http_exchange *ex,
                                 char *allow, size_t allow_cap);
+/* The methods the server routes, for OPTIONS * ("GET, HEAD, *"). */
+void eddy__http_routed_methods(const struct eddy_http_server *srv, char *allow, size_t cap);
 /* Validates a route pattern. Returns 0 or -EINVAL. */
 int eddy__http_pattern_check(const char *pattern);
 

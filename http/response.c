@@ -323,12 +323,6 @@ EDDY_API int eddy_http_stream_end(struct eddy_http_exchange *ex)
     return eddy__http_write(ex, &iov, 1);
 }
 
-static bool is_token_char(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static bool name_is(const char *name, const char *reserved)
 {
     return strcasecmp(name, reserved) == 0;
@@ -339,9 +333,8 @@ EDDY_API int eddy_http_set_header(struct eddy_http_exchange *ex, const char *nam
 {
     if (!ex || !name || !value || !name[0] || ex->resp_state != EDDY__RESP_NONE)
         return -EINVAL;
-    for (const char *p = name; *p; p++)
-        if (!is_token_char((unsigned char)*p))
-            return -EINVAL;
+    if (!eddy__http_is_token(name))
+        return -EINVAL;
     for (const char *p = value; *p; p++)
         if (*p == '\r' || *p == '\n' || ((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
             return -EINVAL;

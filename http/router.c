@@ -115,6 +115,16 @@ static void allow_add(char *allow, size_t cap, const char *m)
     memcpy(allow + len, m, n + 1);
 }
 
+void eddy__http_routed_methods(const struct eddy_http_server *srv, char *allow, size_t cap)
+{
+    allow[0] = 0;
+    struct eddy__list *pos;
+    eddy__list_for_each (pos, &srv->routes) {
+        struct eddy__http_route *r = eddy__container_of(pos, struct eddy__http_route, link);
+        allow_add(allow, cap, r->method ? r->method : "*");
+    }
+}
+
 unsigned eddy__http_route_match(struct eddy_http_server *srv, struct eddy_http_exchange *ex,
                                 char *allow, size_t allow_cap)
 {

@@ -106,24 +106,11 @@ EDDY_API int eddy_http_server_destroy(struct eddy_http_server *srv)
     return 0;
 }
 
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  strchr("!#$%&'*+-.^_`|~", c);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 EDDY_API int eddy_http_server_route(struct eddy_http_server *srv, const char *method,
                                     const char *pattern, eddy_http_handler_fn *fn, void *arg)
 {
-    if (!srv || !fn || (method && !is_token(method)) || eddy__http_pattern_check(pattern) < 0)
+    if (!srv || !fn || (method && !eddy__http_is_token(method)) ||
+        eddy__http_pattern_check(pattern) < 0)
         return -EINVAL;
     struct eddy__list *pos;
     eddy__list_for_each (pos, &srv->routes) {
@@ -185,16 +172,8 @@ EDDY_API void eddy_http_server_stats(const struct eddy_http_server *srv,
 /* Answers OPTIONS * with the methods the server routes. */
 static int options_star(struct eddy_http_exchange *ex)
 {
-    char allow[256] = "";
-    size_t len = 0;
-    struct eddy__list *pos;
-    eddy__list_for_each (pos, &ex->conn->srv->routes) {
-        struct eddy__http_route *r = eddy__container_of(pos, struct eddy__http_route, link);
-        const char *m = r->method ? r->method : "*";
-        if (strstr(allow, m) || len + strlen(m) + 3 > sizeof(allow))
-            continue;
-        len += (size_t)snprintf(allow + len, sizeof(allow) - len, "%s%s", len ? ", " : "", m);
-    }
+    char allow[256];
+    eddy__http_routed_methods(ex->conn->srv, allow, sizeof(allow));
     eddy_http_set_header(ex, "Allow", allow);
     return eddy_http_respond(ex, 200, NULL, NULL, 0);
 }

@@ -91,6 +91,11 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
         if (is_socket) {
             struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
             n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            if (n < 0 && errno == ENOTSOCK) {
+                /* A guess that did not hold: write as to a pipe. */
+                is_socket = false;
+                continue;
+            }
         } else {
             struct eddy__sigpipe_guard g;
             eddy__sigpipe_block(&g);
@@ -106,10 +111,9 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
 
 EDDY_API ssize_t eddy_fd_write(int fd, const void *buf, size_t len)
 {
-    bool is_socket = eddy__fd_is_socket(fd);
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     for (;;) {
-        ssize_t n = eddy__fd_try_writev(fd, is_socket, &iov, 1);
+        ssize_t n = eddy__fd_try_writev(fd, true, &iov, 1);
         if (n != -EAGAIN)
             return n;
         int rc = eddy_fd_wait(fd, EDDY_FD_WRITE);
@@ -180,7 +184,7 @@ ssize_t eddy__fd_writev_all(int fd, bool is_socket, const struct iovec *iov, int
 
 EDDY_API ssize_t eddy_fd_writev_all(int fd, const struct iovec *iov, int iovcnt)
 {
-    return eddy__fd_writev_all(fd, eddy__fd_is_socket(fd), iov, iovcnt);
+    return eddy__fd_writev_all(fd, true, iov, iovcnt);
 }
 
 EDDY_API ssize_t eddy_fd_write_all(int fd, const void *buf, size_t len)
@@ -188,5 +192,5 @@ EDDY_API ssize_t eddy_fd_write_all(int fd, const void *buf, size_t len)
     if (len > SSIZE_MAX)
         return -EINVAL;
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return eddy__fd_writev_all(fd, eddy__fd_is_socket(fd), &iov, 1);
+    return eddy__fd_writev_all(fd, true, &iov, 1);
 }

@@ -18,7 +18,10 @@ int eddy__fd_set_nonblocking(int fd);
 bool eddy__fd_is_socket(int fd);
 
 /* One write attempt without waiting: send(MSG_NOSIGNAL) on a socket,
- * writev under the SIGPIPE guard otherwise. Returns the count, or -errno
+ * writev under the SIGPIPE guard otherwise. is_socket may be a guess: a
+ * sendmsg that answers ENOTSOCK falls back to writev. The public fd calls
+ * guess "socket", which costs a pipe one failed syscall per write instead
+ * of an fstat per write for everyone. Returns the count, or -errno
  * (-EAGAIN included). */
 ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int iovcnt);
 
