@@ -32,6 +32,12 @@ SERVE_SETTLE_S = 0.5             # after the idle connections are open, before R
 SERVE_PIPELINE_DEPTH = 16
 
 
+# The concurrency sweep (case "conns"): C keep-alive connections, each
+# with one request in flight, threads against coroutines against nginx.
+SERVE_SWEEP = [1, 10, 100, 1000, 10000]
+SERVE_SWEEP_SMOKE = [1]
+
+
 def serve_plan(smoke):
     """The points: (case, wrk connections, path, pipeline depth), the idle
     case, the number of runs, seconds per wrk run and of the warm-up."""
@@ -39,14 +45,16 @@ def serve_plan(smoke):
         return {"points": [("plaintext", 64, "/plaintext", 1),
                            ("json", 64, "/json", 1),
                            (f"pipelined{SERVE_PIPELINE_DEPTH}", 64, "/plaintext",
-                            SERVE_PIPELINE_DEPTH)],
+                            SERVE_PIPELINE_DEPTH)] +
+                [("conns", c, "/plaintext", 1) for c in SERVE_SWEEP_SMOKE],
                 "idle": 1000, "idle_conns": 64, "runs": 1, "seconds": 1, "warmup": 0}
     return {"points": [("plaintext", 64, "/plaintext", 1),
                        ("plaintext", 256, "/plaintext", 1),
                        ("json", 64, "/json", 1),
                        ("json", 256, "/json", 1),
                        (f"pipelined{SERVE_PIPELINE_DEPTH}", 256, "/plaintext",
-                        SERVE_PIPELINE_DEPTH)],
+                        SERVE_PIPELINE_DEPTH)] +
+            [("conns", c, "/plaintext", 1) for c in SERVE_SWEEP],
             "idle": 10000, "idle_conns": 64, "runs": 3, "seconds": 5, "warmup": 1}
 
 
@@ -64,6 +72,16 @@ def serve_servers(ctx, server_cpu, scratch):
             "during the idle case"))
     else:
         missing["eddy-async"] = f"{rel(httpd)} is missing: build it with `make tools`"
+
+    threaded = os.path.join(ctx.build, "bench", "threaded_httpd")
+    if os.access(threaded, os.X_OK):
+        found.append(Server(
+            "threaded", lambda port, d: [threaded, "--port", str(port)],
+            git("describe", "--always", "--dirty"), server_cpu, scratch,
+            "bench/macro/threaded_httpd.c: one blocking thread per connection (256 KiB "
+            "stacks), eddy's parser"))
+    else:
+        missing["threaded"] = f"{rel(threaded)} is missing: build it with `make bench-build`"
 
     def from_template(name, port, d):
         with open(os.path.join(PEERS_DIR, name + ".in")) as f:
@@ -164,6 +182,7 @@ def serve_idle(srv, load_cpu, n_idle, conns, seconds, warmup):
 SERVE_METRICS = [("rps", "1/s"), ("p99_ms", "ms"), ("rps_per_cpu_s", "1/cpu_s"),
                  ("server_cpu_util", "cores"), ("wrk_cpu_util", "cores"), ("errors", "count")]
 SERVE_IDLE_METRICS = [("rss_per_conn_bytes", "bytes"), ("server_threads", "count")]
+SERVE_SWEEP_METRICS = [("server_rss_bytes", "bytes"), ("server_threads_peak", "count")]
 
 
 def run(ctx):
@@ -304,7 +323,8 @@ def run(ctx):
 
     rows = []
     for (case, param, impl), runs in samples.items():
-        metrics = SERVE_METRICS + (SERVE_IDLE_METRICS if case.startswith("idle") else [])
+        metrics = SERVE_METRICS + (SERVE_IDLE_METRICS if case.startswith("idle") else []) + \
+            (SERVE_SWEEP_METRICS if case == "conns" else [])
         for metric, unit in metrics:
             values = [r[metric] for r in runs if r.get(metric) is not None]
             if values:

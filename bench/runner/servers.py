@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from .common import ROOT, rel, say
@@ -30,6 +31,17 @@ MACRO_DIR = os.path.join(ROOT, "bench", "macro")
 PEERS_DIR = os.path.join(ROOT, "bench", "peers")
 PLAINTEXT_BODY = b"Hello, World!"
 JSON_BODY = {"message": "Hello, World!"}
+SAMPLE_EVERY_S = 0.25      # RSS and threads of a server under load
+
+# Every server started and not stopped yet, so that bench/run can stop them
+# all when it is interrupted or a suite fails in an unexpected way.
+LIVE = set()
+
+
+def stop_all():
+    """Stops every server still running (bench/run's last word)."""
+    for srv in list(LIVE):
+        srv.stop()
 
 
 class ServerError(Exception):
@@ -183,6 +195,7 @@ class Server:
                     pinned(self.cpu, self.argv), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True,
                     preexec_fn=die_with_parent)
+            LIVE.add(self)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -230,6 +243,7 @@ class Server:
                     pass
                 self.proc.wait()
         self.proc = None
+        LIVE.discard(self)
 
 
 
@@ -297,13 +311,49 @@ def run_wrk(load_cpu, port, conns, seconds, path, depth):
     return res
 
 
+class PeakSampler:
+    """Samples a server's VmRSS and thread count every SAMPLE_EVERY_S on a
+    thread while a load runs; keeps the peaks."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.rss = 0
+        self.threads = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def sample(self):
+        try:
+            self.rss = max(self.rss, status_field(self.pid, "VmRSS"))
+            self.threads = max(self.threads, status_field(self.pid, "Threads"))
+        except ServerError:
+            pass  # gone: measure() says so
+
+    def loop(self):
+        while not self.done.wait(SAMPLE_EVERY_S):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 def measure(srv, load_cpu, conns, seconds, path, depth):
-    """One wrk run against srv with the server's CPU time around it."""
+    """One wrk run against srv with the server's CPU time around it, and its
+    peak RSS and threads during the run."""
     if not srv.alive():
         raise ServerError(f"{srv.impl} is not running ({srv.exit_status()}): {srv.log_tail()}")
     cpu0 = cpu_seconds(srv.proc.pid)
-    res = run_wrk(load_cpu, srv.port, conns, seconds, path, depth)
+    with PeakSampler(srv.proc.pid) as peak:
+        res = run_wrk(load_cpu, srv.port, conns, seconds, path, depth)
     cpu = cpu_seconds(srv.proc.pid) - cpu0
+    res["server_rss_bytes"] = peak.rss
+    res["server_threads_peak"] = peak.threads
     if not srv.alive():
         raise ServerError(f"{srv.impl} exited during the run ({srv.exit_status()}): "
                          + srv.log_tail())
