@@ -16,7 +16,6 @@ import resource
 import select
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -215,13 +214,6 @@ def run(ctx):
 
     scratch = tempfile.mkdtemp(prefix="eddy-serve-")
     os.chmod(scratch, 0o755)
-    old_term = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):
-        say("serve: SIGTERM, stopping the servers")
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
     servers, missing = serve_servers(ctx, server_cpu, scratch)
     only = os.environ.get("BENCH_SERVE_IMPLS")
     if only:
@@ -318,7 +310,6 @@ def run(ctx):
     finally:
         for srv in servers:
             srv.stop()
-        signal.signal(signal.SIGTERM, old_term)
         shutil.rmtree(scratch, ignore_errors=True)
 
     rows = []
