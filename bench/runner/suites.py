@@ -6,13 +6,13 @@ None is a suite that is planned but not written yet (bench/run reports it
 as missing): db waits for db/ (the PostgreSQL client). Adding a suite means
 writing bench/runner/NAME.py and putting it here.
 """
-from . import files, micro, serve
+from . import cpu, files, micro, serve
 
 SUITES = {
     "micro": micro,
     "fetch": None,
     "serve": serve,
     "files": files,
-    "cpu": None,
+    "cpu": cpu,
     "db": None,
 }
