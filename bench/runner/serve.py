@@ -24,7 +24,8 @@ import time
 from .common import (DEBIAN_PYTHON, ROOT, SuiteError, SuiteResult, first_line, git, rel, row,
                      say)
 from .servers import (HOST, MACRO_DIR, PEERS_DIR, WRK_TIMEOUT, Server, ServerError, die_with_parent,
-                      measure, pinned, run_wrk, status_field)
+                      from_template, measure, nginx_server, pinned, raise_nofile, run_wrk,
+                      status_field)
 
 SERVE_HOLDER_TIMEOUT_S = 90.0    # opening the idle connections
 SERVE_SETTLE_S = 0.5             # after the idle connections are open, before RSS
@@ -82,25 +83,11 @@ def serve_servers(ctx, server_cpu, scratch):
     else:
         missing["threaded"] = f"{rel(threaded)} is missing: build it with `make bench-build`"
 
-    def from_template(name, port, d):
-        with open(os.path.join(PEERS_DIR, name + ".in")) as f:
-            text = f.read().replace("@PORT@", str(port)).replace("@DIR@", d)
-        path = os.path.join(d, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
-                                      else None)
-    if nginx:
-        version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
-        found.append(Server(
-            "nginx",
-            lambda port, d: [nginx, "-c", from_template("nginx.conf", port, d),
-                             "-e", os.path.join(d, "error.log")],
-            version, server_cpu, scratch, "one process (master_process off), access log off"))
+    srv, why = nginx_server(server_cpu, scratch)
+    if srv:
+        found.append(srv)
     else:
-        missing["nginx"] = "nginx is not installed (Debian: nginx-light; `make deps-bench`)"
+        missing["nginx"] = why
 
     h2o = shutil.which("h2o")
     if h2o:
@@ -197,13 +184,9 @@ def run(ctx):
 
     # 10,000 idle connections need that many descriptors in the servers
     # and the holder, which inherit this limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = plan["idle"] + 1024
-    if soft < need and (hard == resource.RLIM_INFINITY or hard > soft):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
-                                                    else need, hard))
+    limit = raise_nofile(need)
     n_idle = plan["idle"]
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     notes = []
     if limit != resource.RLIM_INFINITY and limit < need:
         n_idle = max(100, (limit - 1024) // 1000 * 1000)

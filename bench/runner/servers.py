@@ -11,6 +11,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -245,6 +246,41 @@ class Server:
         self.proc = None
         LIVE.discard(self)
 
+
+
+def from_template(name, port, d):
+    """bench/peers/NAME.in with @PORT@ and @DIR@ filled, written to d/NAME."""
+    with open(os.path.join(PEERS_DIR, name + ".in")) as f:
+        text = f.read().replace("@PORT@", str(port)).replace("@DIR@", d)
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def nginx_server(cpu, scratch):
+    """(the nginx Server, None), or (None, why it is missing)."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
+                                      else None)
+    if not nginx:
+        return None, "nginx is not installed (Debian: nginx-light; `make bench-deps`)"
+    version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
+    return Server(
+        "nginx",
+        lambda port, d: [nginx, "-c", from_template("nginx.conf", port, d),
+                         "-e", os.path.join(d, "error.log")],
+        version, cpu, scratch, "one process (master_process off), access log off"), None
+
+
+def raise_nofile(need):
+    """Raises this process's descriptor soft limit (children inherit it) to
+    the hard limit when it is below need; returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need and \
+            (hard == resource.RLIM_INFINITY or hard > soft):
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (need if hard == resource.RLIM_INFINITY else hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}

@@ -6,11 +6,11 @@ None is a suite that is planned but not written yet (bench/run reports it
 as missing): db waits for db/ (the PostgreSQL client). Adding a suite means
 writing bench/runner/NAME.py and putting it here.
 """
-from . import cpu, files, micro, serve
+from . import cpu, fetch, files, micro, serve
 
 SUITES = {
     "micro": micro,
-    "fetch": None,
+    "fetch": fetch,
     "serve": serve,
     "files": files,
     "cpu": cpu,
