@@ -647,6 +647,8 @@ static int reply_create(struct eddy_http_client *c, struct eddy__http_cconn *k,
     if (k->rstart == k->rend)
         k->rstart = k->rend = 0;
     eddy__http_body_start(&r->br, resp, is_head);
+    if (r->br.done)
+        r->br.clean = k->rend == k->rstart; /* no body: clean unless more bytes came */
     r->conn = k;
     c->active++;
     if (c->opts.decompress && !r->br.done) {
