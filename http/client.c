@@ -291,9 +291,12 @@ static int conn_acquire(struct eddy_http_client *c, struct eddy__http_origin *o,
         if (rc < 0)
             return rc;
     }
-    struct eddy__http_cconn *k = eddy__calloc(1, sizeof(*k));
+    /* malloc, not calloc: the header array is written only as far as a
+     * head's fields go, so its pages are touched only when used. */
+    struct eddy__http_cconn *k = eddy__malloc(sizeof(*k));
     if (!k)
         return -ENOMEM;
+    memset(k, 0, offsetof(struct eddy__http_cconn, headers));
     k->fd = -1;
     k->blocking = c->opts.blocking;
     k->read_timeout_ns = c->opts.read_timeout_ns;
@@ -802,7 +805,6 @@ static int exchange(struct eddy_http_client *c, const struct eddy_http_request_s
         return -ENOMEM;
     bool may_retry = is_idempotent(pr->method) && pr->kind != BODY_FILE && pr->kind != BODY_STREAM;
     bool fresh = false;
-    struct eddy_http_header headers[EDDY__HTTP_CLIENT_MAX_HEADERS];
     for (;;) {
         struct eddy__http_cconn *k;
         bool reused;
@@ -816,7 +818,7 @@ static int exchange(struct eddy_http_client *c, const struct eddy_http_request_s
         rc = send_request(k, &head, req, pr);
         struct eddy_http_response resp;
         if (rc == 0)
-            rc = eddy__http_read_head(k, &resp, headers, EDDY__HTTP_CLIENT_MAX_HEADERS,
+            rc = eddy__http_read_head(k, &resp, k->headers, EDDY__HTTP_CLIENT_MAX_HEADERS,
                                       c->opts.max_head_bytes, &got);
         if (rc >= 0) {
             rc = reply_create(c, k, &resp, (size_t)rc, strcmp(pr->method, "HEAD") == 0, url, out);
@@ -849,13 +851,14 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
     int rc = prepare(req, &pr);
     if (rc < 0)
         return rc;
-    char *url = eddy__malloc(URL_MAX);
-    char *next = eddy__malloc(URL_MAX);
-    if (!url || !next) {
-        eddy__free(url);
-        eddy__free(next);
+    /* The current URL, the next one and a redirect's Location, on the
+     * heap: a task's stack would be probed page by page for them. */
+    char *url = eddy__malloc(3 * URL_MAX);
+    if (!url)
         return -ENOMEM;
-    }
+    char *const urls = url;
+    char *next = url + URL_MAX;
+    char *ref = url + 2 * URL_MAX;
     size_t ulen = strlen(req->url);
     rc = -EINVAL;
     if (ulen < URL_MAX) {
@@ -888,8 +891,7 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
         /* Follow: read this reply's (small) body to keep the connection. */
         unsigned status = r->status;
         rc = reply_buffer(r, REDIRECT_BODY_MAX);
-        char ref[URL_MAX];
-        if (rc == 0 && loc_len >= sizeof(ref))
+        if (rc == 0 && loc_len >= URL_MAX)
             rc = -EBADMSG;
         if (rc == 0) {
             memcpy(ref, loc, loc_len);
@@ -930,8 +932,7 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
             break;
         }
     }
-    eddy__free(url);
-    eddy__free(next);
+    eddy__free(urls);
     return rc;
 }
 

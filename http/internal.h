@@ -322,6 +322,9 @@ struct eddy__http_cconn {
     int64_t write_timeout_ns;
     char *rbuf;
     size_t rcap, rstart, rend;
+    /* The parser's output for the current head: here rather than on the
+     * task's stack, whose pages every task would otherwise touch. */
+    struct eddy_http_header headers[EDDY__HTTP_CLIENT_MAX_HEADERS];
 };
 
 /* How a response body is being read. */

@@ -70,6 +70,19 @@ struct tally {
 };
 
 static atomic_ulong next_request;
+/* When the last answer (or failure) came: "seconds" ends there, so that
+ * closing the kept-alive connections afterwards is not counted (as wrk
+ * does). The run's whole time is reported as wall_seconds. */
+static _Atomic int64_t last_done_ns;
+
+static void note_done(int64_t now)
+{
+    int64_t seen = atomic_load_explicit(&last_done_ns, memory_order_relaxed);
+    while (now > seen &&
+           !atomic_compare_exchange_weak_explicit(&last_done_ns, &seen, now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
 
 static void tally_error(struct tally *t, int code)
 {
@@ -129,7 +142,9 @@ static void one_request(struct eddy_http_client *client, unsigned long i, struct
         }
         eddy_http_reply_destroy(r);
     }
-    eddy_metrics_observe(&t->m, eddy_clock_ns() - t0, failed);
+    int64_t now = eddy_clock_ns();
+    eddy_metrics_observe(&t->m, now - t0, failed);
+    note_done(now);
 }
 
 static struct eddy_http_client_opts client_opts(size_t conns, bool blocking)
@@ -285,18 +300,19 @@ static void error_name(int code, char *out, size_t cap)
     out[n] = 0;
 }
 
-static void report(const struct tally *t, double seconds)
+static void report(const struct tally *t, double seconds, double wall)
 {
     struct eddy_metrics_snapshot s;
     eddy_metrics_snapshot(&t->m, &s);
     double rps = seconds > 0 ? (double)s.calls / seconds : 0;
     if (cfg.json) {
         printf("{\"mode\":\"%s\",\"requests\":%llu,\"errors\":%llu,\"http_errors\":%llu,"
-               "\"seconds\":%.6f,\"rps\":%.1f,\"concurrency\":%lu,\"urls\":%zu,\"bytes\":%llu,"
+               "\"seconds\":%.6f,\"wall_seconds\":%.6f,\"rps\":%.1f,\"concurrency\":%lu,\"urls\":%"
+               "zu,\"bytes\":%llu,"
                "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
                "\"mean\":%.3f,\"min\":%.3f},\"status\":{",
                mode_name(cfg.mode), (unsigned long long)s.calls, (unsigned long long)s.errors,
-               (unsigned long long)t->http_errors, seconds, rps, cfg.c, cfg.nurls,
+               (unsigned long long)t->http_errors, seconds, wall, rps, cfg.c, cfg.nurls,
                (unsigned long long)t->bytes, ms(s.p50_ns), ms(s.p90_ns), ms(s.p99_ns), ms(s.max_ns),
                ms(s.mean_ns), ms(s.min_ns));
         bool first = true;
@@ -319,7 +335,7 @@ static void report(const struct tally *t, double seconds)
            cfg.n, cfg.c, cfg.nurls, cfg.nurls == 1 ? "" : "s");
     printf("  requests  %llu (errors %llu)\n", (unsigned long long)s.calls,
            (unsigned long long)s.errors);
-    printf("  time      %.3f s\n", seconds);
+    printf("  time      %.3f s (%.3f s with setup and teardown)\n", seconds, wall);
     printf("  rate      %.1f requests/s\n", rps);
     printf("  latency   p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms\n", ms(s.p50_ns),
            ms(s.p90_ns), ms(s.p99_ns), ms(s.max_ns));
@@ -338,26 +354,28 @@ static void report(const struct tally *t, double seconds)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: eddy-fetch [options] URL... (or --urls FILE)\n"
-                "  --mode sync|threads|async  how requests wait (default async):\n"
-                "                       sync: one blocking request after another;\n"
-                "                       threads: -c OS threads with blocking sockets;\n"
-                "                       async: -c tasks on one eddy loop\n"
-                "  -n N                 requests in all (default: one per URL); URLs round-robin\n"
-                "  -c N                 requests in flight (default: N for async, up to 1000 for\n"
-                "                       threads; sync is always 1)\n"
-                "  --urls FILE          read URLs from FILE, one per line ('-': stdin)\n"
-                "  -X METHOD            request method (default GET, POST with a body)\n"
-                "  -d, --data TEXT      request body\n"
-                "  --data-file FILE     request body from FILE\n"
-                "  -H 'Name: value'     extra request header (repeatable)\n"
-                "  --timeout SECONDS    per request (connect, each read, total); default 30/300 s\n"
-                "  --json               one JSON object: requests, errors, seconds, rps,\n"
-                "                       latency_ms {p50,p90,p99,max,mean,min}, bytes, status...\n"
-                "  -v, --verbose        print each failed request on stderr\n"
-                "  --help               this text\n"
-                "A request fails when it gets no answer or an answer with status >= 400.\n"
-                "Exit status: 0 when none failed, 1 when some did, 2 for bad usage.\n");
+    fprintf(to,
+            "usage: eddy-fetch [options] URL... (or --urls FILE)\n"
+            "  --mode sync|threads|async  how requests wait (default async):\n"
+            "                       sync: one blocking request after another;\n"
+            "                       threads: -c OS threads with blocking sockets;\n"
+            "                       async: -c tasks on one eddy loop\n"
+            "  -n N                 requests in all (default: one per URL); URLs round-robin\n"
+            "  -c N                 requests in flight (default: N for async, up to 1000 for\n"
+            "                       threads; sync is always 1)\n"
+            "  --urls FILE          read URLs from FILE, one per line ('-': stdin)\n"
+            "  -X METHOD            request method (default GET, POST with a body)\n"
+            "  -d, --data TEXT      request body\n"
+            "  --data-file FILE     request body from FILE\n"
+            "  -H 'Name: value'     extra request header (repeatable)\n"
+            "  --timeout SECONDS    per request (connect, each read, total); default 30/300 s\n"
+            "  --json               one JSON object: requests, errors, seconds (first request to\n"
+            "                       last answer), wall_seconds (with setup and teardown), rps,\n"
+            "                       latency_ms {p50,p90,p99,max,mean,min}, bytes, status...\n"
+            "  -v, --verbose        print each failed request on stderr\n"
+            "  --help               this text\n"
+            "A request fails when it gets no answer or an answer with status >= 400.\n"
+            "Exit status: 0 when none failed, 1 when some did, 2 for bad usage.\n");
 }
 
 static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
@@ -604,10 +622,13 @@ int main(int argc, char **argv)
     } else {
         rc = run_blocking(cfg.c, t);
     }
-    double seconds = (double)(eddy_clock_ns() - t0) / 1e9;
+    int64_t end = eddy_clock_ns();
+    int64_t last = atomic_load(&last_done_ns);
+    double wall = (double)(end - t0) / 1e9;
+    double seconds = last > t0 ? (double)(last - t0) / 1e9 : wall;
     if (rc < 0)
         fprintf(stderr, "eddy-fetch: %s\n", eddy_strerror(rc));
-    report(t, seconds);
+    report(t, seconds, wall);
     struct eddy_metrics_snapshot s;
     eddy_metrics_snapshot(&t->m, &s);
     int status = rc < 0 || s.errors > 0 || s.calls < cfg.n ? 1 : 0;
