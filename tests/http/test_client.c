@@ -1021,7 +1021,7 @@ static void body_nginx(struct ct *t)
 {
     /* $connection_requests counts requests per connection on nginx's side. */
     for (int i = 1; i <= 5; i++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof(want), "%d", i);
         expect_get(t, t->port2, "/requests", 200, want);
     }
