@@ -803,10 +803,11 @@ static void bad_conn(int fd)
     for (;;) {
         char *end = NULL;
         while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
-            ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+            ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
             if (n <= 0)
                 return;
             len += (size_t)n;
+            buf[len] = 0; /* for sscanf */
         }
         char path[256] = "";
         sscanf(buf, "%*s %255s", path);
