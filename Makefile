@@ -66,7 +66,7 @@ CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fno-omit-frame-pointer -fvisibility=hidde
               -fstack-clash-protection \
               -MMD -MP $(CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -fno-omit-frame-pointer -MMD -MP $(CXXFLAGS)
-LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lpthread $(LDLIBS)
+LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lz -lpthread $(LDLIBS)
 LDFLAGS_ALL := $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 
 LIB_DIRS := alloc coro reactor sync io http
@@ -277,7 +277,7 @@ install: lib
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libeddy.so.0
 	ln -sf libeddy.so.0 $(DESTDIR)$(PREFIX)/lib/libeddy.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(ALLOC_LIB_$(ALLOC)) -lpthread|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(ALLOC_LIB_$(ALLOC)) -lz -lpthread|' \
 	  scripts/eddy.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/libeddy.* \

@@ -9,7 +9,7 @@ set -eu
 pkgs=""
 for group in "$@"; do
     case "$group" in
-        build) pkgs="$pkgs gcc make pkg-config" ;;
+        build) pkgs="$pkgs gcc make pkg-config zlib1g-dev" ;;
         jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
         mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
         libc) ;;

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/http/http_test.h"
 #include "tests/support/test.h"
 
 /* Runs the example, returns its stdout (malloc'd) and exit status. */
@@ -256,4 +257,98 @@ EDDY_TEST(examples, files_writes_reads_lines_gathers_lists_and_cleans_up)
                            "directory: notes.txt part-1.txt part-2.txt part-3.txt\n"
                            "notes.txt: 24 bytes, a regular file\n"
                            "removed 4 files and the directory\n");
+}
+
+/* How far the example's timings may stray from the ideal on a loaded machine. */
+#define FETCH_SLACK_S 1.0
+
+/* Checks fetch_concurrent's report: ten pages each way, the sequential
+ * run about ten waits long, the concurrent one about one. */
+static void check_fetch_report(const char *out, int status)
+{
+    cr_expect_eq(status, 0, "fetch_concurrent printed:\n%s", out);
+    int seq_ok = 0, conc_ok = 0;
+    double seq = 0, conc = 0, speedup = 0;
+    cr_assert_eq(sscanf(out,
+                        "sequential: %d of 10 pages in %lf s\n"
+                        "concurrent: %d of 10 pages in %lf s\n"
+                        "speedup: %lfx\n",
+                        &seq_ok, &seq, &conc_ok, &conc, &speedup),
+                 5, "fetch_concurrent printed:\n%s", out);
+    cr_expect_eq(seq_ok, 10);
+    cr_expect_eq(conc_ok, 10);
+    cr_expect_geq(seq, 1.0, "%s", out);
+    cr_expect_lt(seq, 1.0 + FETCH_SLACK_S, "%s", out);
+    cr_expect_geq(conc, 0.1, "%s", out);
+    cr_expect_lt(conc, 0.1 + FETCH_SLACK_S, "%s", out);
+}
+
+EDDY_TEST(examples, fetch_concurrent_overlaps_ten_slow_pages)
+{
+    int status;
+    char *out = run_example("fetch_concurrent", &status);
+    check_fetch_report(out, status);
+    free(out);
+}
+
+static int slow_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    int rc = eddy_sleep_ms(100);
+    return rc < 0 ? rc : eddy_http_respond(ex, 200, "text/plain", "slow", 4);
+}
+
+static int link_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    static const char html[] = "<title>Index</title><a href=\"/slow\">s</a> <a href=\"x/y\">y</a>"
+                               " <a href=\"http://127.0.0.1:1/\">closed</a>";
+    return eddy_http_respond(ex, 200, "text/html", html, sizeof(html) - 1);
+}
+
+static int y_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    return eddy_http_respond(ex, 200, "text/html", "<title> Why </title>", 20);
+}
+
+static void example_routes(struct eddy_http_server *srv, void *arg)
+{
+    (void)arg;
+    eddy_http_server_route(srv, "GET", "/slow", slow_page, NULL);
+    eddy_http_server_route(srv, "GET", "/dir/index", link_page, NULL);
+    eddy_http_server_route(srv, "GET", "/dir/x/y", y_page, NULL);
+}
+
+EDDY_TEST(examples, fetch_concurrent_and_crawler_take_a_url_of_another_server)
+{
+    struct ht_server s = {0};
+    ht_start(&s, example_routes, NULL);
+    char args[128];
+    snprintf(args, sizeof(args), "fetch_concurrent http://127.0.0.1:%u/slow", s.port);
+    int status;
+    char *out = run_example(args, &status);
+    check_fetch_report(out, status);
+    free(out);
+    snprintf(args, sizeof(args), "crawler http://127.0.0.1:%u/dir/index", s.port);
+    out = run_example(args, &status);
+    cr_expect_eq(status, 0, "%s", out);
+    cr_expect_str_eq(out, "start: Index\n"
+                          "  /slow: (no title)\n"
+                          "  /dir/x/y: Why\n"
+                          "  /: failed (ECONNREFUSED: connection refused)\n");
+    free(out);
+    ht_stop(&s);
+    /* Each example reused its keep-alive connections. */
+    cr_expect_leq(s.stats.connections_accepted, 12u);
+}
+
+EDDY_TEST(examples, crawler_prints_each_linked_page_title_in_link_order)
+{
+    check_example("crawler", "start: Home\n"
+                             "  /about: About eddy\n"
+                             "  /blog: The blog\n"
+                             "  /blog/first: Hello, crawler\n"
+                             "  /contact: Contact\n"
+                             "  /gone: HTTP 404\n");
 }
