@@ -28,7 +28,9 @@
 
 #include <string.h>
 
-enum { WAKE_IDLE = 1, WAKE_SLOT = 2 };
+/* Wake codes. Not 1: eddy_waitq_wait reads 1 as its own deadline
+ * (EDDY__WAKE_DEADLINE) and returns -ETIMEDOUT. */
+enum { WAKE_IDLE = 2, WAKE_SLOT = 3 };
 
 struct eddy_pg_pool {
     char *conninfo;
@@ -207,8 +209,7 @@ EDDY_API void eddy_pg_pool_release(struct eddy_pg_pool *pool, struct eddy_pg *co
     /* A connection in an unknown state, or with a transaction the caller
      * left open, is not handed to the next task: closing it makes the
      * server roll that transaction back. */
-    if (conn->busy || eddy_pg_is_broken(conn) ||
-        PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+    if (conn->busy || eddy_pg_is_broken(conn) || PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
         close_slot(pool, conn);
         return;
     }

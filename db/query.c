@@ -317,8 +317,7 @@ int eddy__pg_run(struct eddy_pg *c, enum eddy__pg_kind kind, const char *name, c
     if (rc < 0)
         return rc;
     if (nparams < 0 || (nparams > 0 && !params && kind != EDDY__PG_PREPARE) ||
-        (kind != EDDY__PG_PREPARED && !sql) ||
-        (kind != EDDY__PG_PARAMS && !name)) {
+        (kind != EDDY__PG_PREPARED && !sql) || (kind != EDDY__PG_PARAMS && !name)) {
         c->busy = false;
         return -EINVAL;
     }

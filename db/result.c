@@ -63,8 +63,7 @@ EDDY_API const char *eddy_pg_result_col_name(const struct eddy_pg_result *res, i
 
 static bool in_range(const struct eddy_pg_result *res, int row, int col)
 {
-    return res && row >= 0 && col >= 0 && row < PQntuples(PGR(res)) &&
-           col < PQnfields(PGR(res));
+    return res && row >= 0 && col >= 0 && row < PQntuples(PGR(res)) && col < PQnfields(PGR(res));
 }
 
 EDDY_API bool eddy_pg_result_is_null(const struct eddy_pg_result *res, int row, int col)
@@ -92,8 +91,7 @@ EDDY_API int eddy_pg_result_text(const struct eddy_pg_result *res, int row, int 
     return rc;
 }
 
-EDDY_API int eddy_pg_result_int64(const struct eddy_pg_result *res, int row, int col,
-                                  int64_t *out)
+EDDY_API int eddy_pg_result_int64(const struct eddy_pg_result *res, int row, int col, int64_t *out)
 {
     const char *s;
     int rc = value(res, row, col, &s);
@@ -113,8 +111,7 @@ EDDY_API int eddy_pg_result_int64(const struct eddy_pg_result *res, int row, int
     return 0;
 }
 
-EDDY_API int eddy_pg_result_double(const struct eddy_pg_result *res, int row, int col,
-                                   double *out)
+EDDY_API int eddy_pg_result_double(const struct eddy_pg_result *res, int row, int col, double *out)
 {
     const char *s;
     int rc = value(res, row, col, &s);

@@ -26,9 +26,9 @@ static intptr_t open_task(void *arg)
     if (oc->rc == 0) {
         cr_assert_not_null(c);
         struct eddy_pg_result *r;
-        cr_assert_eq(eddy_pg_fetch_one(c, "SELECT current_user || '@' || current_database()", 0,
-                                       NULL, &r),
-                     1);
+        cr_assert_eq(
+            eddy_pg_fetch_one(c, "SELECT current_user || '@' || current_database()", 0, NULL, &r),
+            1);
         const char *s;
         cr_assert_eq(eddy_pg_result_text(r, 0, 0, &s, NULL), 0);
         snprintf(oc->answer, sizeof(oc->answer), "%s", s);
@@ -71,7 +71,8 @@ EDDY_TEST(db_conn, open_with_the_right_scram_password_succeeds)
 {
     db_conninfo();
     char ci[256];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%s dbname=eddy_test user=eddy_pw password=eddy-secret",
+    snprintf(ci, sizeof(ci),
+             "host=127.0.0.1 port=%s dbname=eddy_test user=eddy_pw password=eddy-secret",
              db_env("EDDY_PG_PORT"));
     struct open_case oc = open_with(ci, DB_CONNECT_TIMEOUT_NS);
     cr_assert_eq(oc.rc, 0, "%s: %s", eddy_strerror(oc.rc), oc.err.message);

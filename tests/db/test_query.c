@@ -107,18 +107,15 @@ static void injection_stays_data(struct eddy_pg *c)
     db_exec(c, "DROP TABLE IF EXISTS q_inject");
     db_exec(c, "CREATE TABLE q_inject (id serial PRIMARY KEY, name text)");
     const char *evil[] = {
-        "Robert'); DROP TABLE q_inject; --",
-        "' OR '1'='1",
-        "x\"; DELETE FROM q_inject; --",
-        "$1",
+        "Robert'); DROP TABLE q_inject; --", "' OR '1'='1", "x\"; DELETE FROM q_inject; --", "$1",
         "\\'; SELECT pg_sleep(5); --",
     };
     for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
         const char *p[] = {evil[i]};
         cr_assert_eq(eddy_pg_exec(c, "INSERT INTO q_inject (name) VALUES ($1)", 1, p), 1);
         struct eddy_pg_result *r;
-        cr_assert_eq(eddy_pg_fetch_one(c, "SELECT name FROM q_inject WHERE name = $1", 1, p, &r),
-                     1, "row %zu not found by its own value", i);
+        cr_assert_eq(eddy_pg_fetch_one(c, "SELECT name FROM q_inject WHERE name = $1", 1, p, &r), 1,
+                     "row %zu not found by its own value", i);
         const char *s;
         cr_assert_eq(eddy_pg_result_text(r, 0, 0, &s, NULL), 0);
         cr_assert_str_eq(s, evil[i]);
