@@ -233,8 +233,10 @@ static intptr_t misuse(void *arg)
     cr_assert_eq(eddy_pg_begin(c, (enum eddy_pg_isolation)42), -EINVAL);
     cr_assert_eq(eddy_pg_begin(c, EDDY_PG_ISOLATION_DEFAULT), 0);
     cr_assert_eq(eddy_pg_begin(c, EDDY_PG_ISOLATION_DEFAULT), -EINVAL);
-    const char *bad[] = {"", "1abc", "a b", "x\"; DROP TABLE t; --", "a-b",
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    const char *bad[] = {
+        "",    "1abc",
+        "a b", "x\"; DROP TABLE t; --",
+        "a-b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(eddy_pg_savepoint(c, bad[i]), -EINVAL, "name %s", bad[i]);
     cr_assert_eq(eddy_pg_savepoint(c, NULL), -EINVAL);
