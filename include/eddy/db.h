@@ -62,7 +62,7 @@ struct eddy_pg_pool;
 
 /* The last error of a connection (or of a failed open). */
 struct eddy_pg_error {
-    char sqlstate[6]; /* five characters and NUL; "" when the server sent none */
+    char sqlstate[6];  /* five characters and NUL; "" when the server sent none */
     char message[256]; /* the server's (or libpq's) primary message, truncated */
 };
 
@@ -100,7 +100,10 @@ EDDY_API bool eddy_pg_in_transaction(const struct eddy_pg *conn);
 
 /* ---- queries ------------------------------------------------------------------
  * nparams values in params (borrowed, text form, NULL entries are SQL
- * NULL; params may be NULL when nparams is 0). One SQL statement per call.
+ * NULL; params may be NULL when nparams is 0). With parameters, one SQL
+ * statement per call (the extended protocol). Without, the simple query
+ * protocol is used (one message, faster on the server): a string of
+ * several statements then runs them all and returns the last one's rows.
  * Common returns: -EREMOTEIO and the other SQLSTATE codes above (the error
  * is in eddy_pg_error); -ECONNRESET (connection lost, now broken);
  * -ECANCELED / -ETIMEDOUT (cancelled on the server, see above); -EBUSY
@@ -182,10 +185,8 @@ EDDY_API bool eddy_pg_result_is_null(const struct eddy_pg_result *res, int row, 
  * NULL) gets its length. Returns: 0; -ENODATA (NULL); -EINVAL. */
 EDDY_API int eddy_pg_result_text(const struct eddy_pg_result *res, int row, int col,
                                  const char **out, size_t *len);
-EDDY_API int eddy_pg_result_int64(const struct eddy_pg_result *res, int row, int col,
-                                  int64_t *out);
-EDDY_API int eddy_pg_result_double(const struct eddy_pg_result *res, int row, int col,
-                                   double *out);
+EDDY_API int eddy_pg_result_int64(const struct eddy_pg_result *res, int row, int col, int64_t *out);
+EDDY_API int eddy_pg_result_double(const struct eddy_pg_result *res, int row, int col, double *out);
 EDDY_API int eddy_pg_result_bool(const struct eddy_pg_result *res, int row, int col, bool *out);
 /* The decoded bytes of a bytea value in *out (malloc'd, transferred to the
  * caller, to free with free(); never NULL on success, also for 0 bytes)
@@ -259,15 +260,15 @@ struct eddy_pg_pool_opts {
 };
 
 struct eddy_pg_pool_stats {
-    size_t size;    /* connections open or opening */
-    size_t idle;    /* of which idle in the pool */
-    size_t in_use;  /* of which acquired */
-    size_t waiting; /* tasks waiting in acquire */
-    uint64_t acquired;  /* successful acquires */
-    uint64_t opened;    /* connections opened */
-    uint64_t replaced;  /* connections closed as broken or dirty */
-    uint64_t timeouts;  /* acquires that ended with -ETIMEDOUT */
-    uint64_t rejected;  /* acquires refused because max_waiters were waiting */
+    size_t size;       /* connections open or opening */
+    size_t idle;       /* of which idle in the pool */
+    size_t in_use;     /* of which acquired */
+    size_t waiting;    /* tasks waiting in acquire */
+    uint64_t acquired; /* successful acquires */
+    uint64_t opened;   /* connections opened */
+    uint64_t replaced; /* connections closed as broken or dirty */
+    uint64_t timeouts; /* acquires that ended with -ETIMEDOUT */
+    uint64_t rejected; /* acquires refused because max_waiters were waiting */
 };
 
 /*
@@ -310,8 +311,7 @@ EDDY_API int eddy_pg_pool_with(struct eddy_pg_pool *pool, int64_t timeout_ns, ed
                                void *arg);
 
 /* A snapshot of the counters. Suspends: no. */
-EDDY_API void eddy_pg_pool_stats(const struct eddy_pg_pool *pool,
-                                 struct eddy_pg_pool_stats *out);
+EDDY_API void eddy_pg_pool_stats(const struct eddy_pg_pool *pool, struct eddy_pg_pool_stats *out);
 
 #ifdef __cplusplus
 }
