@@ -9,7 +9,11 @@
  * process exits 0 once all are done. A second signal exits at once.
  *
  * Routes (DESIGN.md): /plaintext, /json, /delay?ms=N, /echo (POST),
- * /files/... (under --root).
+ * /files/... (under --root), and /cpu?n=N[&offload=1] for the cpu suite of
+ * the benchmarks: N rounds of a hash (tools/cpu_work.h, ~80 ns a round),
+ * computed on the loop (every other request on that loop waits meanwhile:
+ * the trap of CPU work in a coroutine) or with offload=1 on the offload
+ * pool (the loop keeps serving; EDDY_OFFLOAD_THREADS sizes the pool).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -20,6 +24,8 @@
 #include <unistd.h>
 
 #include <eddy/eddy.h>
+
+#include "tools/cpu_work.h"
 
 #define MAX_THREADS 256
 #define MAX_DELAY_MS 60000
@@ -79,6 +85,44 @@ static int delay(struct eddy_http_exchange *ex, void *arg)
         return rc;
     char body[32];
     n = snprintf(body, sizeof(body), "waited %ld ms\n", ms);
+    return eddy_http_respond(ex, 200, "text/plain", body, (size_t)n);
+}
+
+/* The offload job of /cpu: the rounds travel in the argument itself, so a
+ * job left behind by a cancelled caller has nothing to free. */
+static intptr_t cpu_job(void *arg)
+{
+    return (intptr_t)cpu_work_rounds((uint64_t)(uintptr_t)arg);
+}
+
+static int cpu(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    char text[24];
+    int n = eddy_http_query(ex, "n", text, sizeof(text));
+    char *end = NULL;
+    errno = 0;
+    unsigned long long rounds = n > 0 && text[0] != '-' ? strtoull(text, &end, 10) : 0;
+    bool rounds_ok = n > 0 && text[0] != '-' && !*end && !errno && rounds <= CPU_WORK_MAX_ROUNDS;
+    n = eddy_http_query(ex, "offload", text, sizeof(text));
+    bool offload = n > 0 && strcmp(text, "1") == 0;
+    bool offload_ok = n == -ENOENT || (n > 0 && (offload || strcmp(text, "0") == 0));
+    if (!rounds_ok || !offload_ok) {
+        static const char msg[] = "n must be an integer from 0 to 100000000, offload 0 or 1\n";
+        return eddy_http_respond(ex, 400, "text/plain", msg, sizeof(msg) - 1);
+    }
+    uint64_t hash;
+    if (offload) {
+        intptr_t result = 0;
+        int rc = eddy_offload_run(cpu_job, (void *)(uintptr_t)rounds, NULL, &result);
+        if (rc < 0)
+            return rc;
+        hash = (uint64_t)result;
+    } else {
+        hash = cpu_work_rounds(rounds);
+    }
+    char body[32];
+    n = snprintf(body, sizeof(body), "%016llx\n", (unsigned long long)hash);
     return eddy_http_respond(ex, 200, "text/plain", body, (size_t)n);
 }
 
@@ -161,6 +205,7 @@ static intptr_t serve(void *arg)
     eddy_http_server_route(w->srv, "GET", "/json", json, NULL);
     eddy_http_server_route(w->srv, "GET", "/delay", delay, NULL);
     eddy_http_server_route(w->srv, "POST", "/echo", echo, NULL);
+    eddy_http_server_route(w->srv, "GET", "/cpu", cpu, NULL);
     if (c->root)
         eddy_http_server_route(w->srv, "GET", "/files/{path...}", files, (void *)c);
     rc = eddy_http_server_listen(w->srv, &cfg.addr, true);
@@ -261,7 +306,11 @@ static void usage(FILE *to)
                 "  --max-connections N  open connections before accepting pauses (default 10000)\n"
                 "  --access-log         one line per request on stderr (default off)\n"
                 "  --help               this text\n"
-                "routes: /plaintext, /json, /delay?ms=N, POST /echo, /files/... (with --root)\n"
+                "routes: /plaintext, /json, /delay?ms=N, POST /echo, /files/... (with --root),\n"
+                "  /cpu?n=N            N rounds of a hash (~80 ns each), computed on the loop:\n"
+                "                      the loop serves nothing else meanwhile\n"
+                "  /cpu?n=N&offload=1  the same rounds on the offload pool (EDDY_OFFLOAD_THREADS\n"
+                "                      threads, default 4): the loop keeps serving\n"
                 "SIGINT/SIGTERM/SIGHUP stop gracefully; a second one exits at once.\n");
 }
 

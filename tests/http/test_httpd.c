@@ -5,8 +5,10 @@
  */
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tests/http/http_test.h"
+#include "tools/cpu_work.h"
 
 struct httpd {
     pid_t pid;
@@ -167,5 +169,123 @@ EDDY_TEST(httpd, a_short_wrk_load_has_no_errors)
     cr_expect_null(strstr(out, "Socket errors"), "%s", out);
     cr_expect_null(strstr(out, "Non-2xx"), "%s", out);
     free(out);
+    cr_expect_eq(httpd_signal_and_wait(&h, SIGTERM), 0);
+}
+
+/* GET /cpu?...; returns the body of a 200 answer (malloc'd), or NULL with
+ * *status set to the other status. */
+static char *get_cpu(uint16_t port, const char *query, int *status)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "GET /cpu%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             query);
+    size_t len;
+    char *r = ht_exchange(port, req, &len);
+    *status = ht_status(r);
+    char *body = strstr(r, "\r\n\r\n");
+    char *out = *status == 200 && body ? strdup(body + 4) : NULL;
+    free(r);
+    return out;
+}
+
+EDDY_TEST(httpd, cpu_route_answers_the_same_hash_inline_and_offloaded)
+{
+    struct httpd h;
+    httpd_start(&h, NULL);
+    const unsigned long rounds[] = {0, 1, 1000, 54321};
+    for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%016llx\n", (unsigned long long)cpu_work_rounds(rounds[i]));
+        const char *offload[] = {"", "&offload=0", "&offload=1"};
+        for (size_t j = 0; j < 3; j++) {
+            char query[64];
+            snprintf(query, sizeof(query), "?n=%lu%s", rounds[i], offload[j]);
+            int status;
+            char *body = get_cpu(h.port, query, &status);
+            cr_expect_eq(status, 200, "%s", query);
+            cr_expect_str_eq(body ? body : "", want, "%s", query);
+            free(body);
+        }
+    }
+    cr_expect_eq(httpd_signal_and_wait(&h, SIGTERM), 0);
+}
+
+EDDY_TEST(httpd, cpu_route_rejects_bad_rounds_and_offload_values_with_400)
+{
+    struct httpd h;
+    httpd_start(&h, NULL);
+    const char *bad[] = {"",
+                         "?n=",
+                         "?n=x",
+                         "?n=-1",
+                         "?n=1x",
+                         "?n=100000001",
+                         "?n=1&offload=2",
+                         "?n=1&offload=",
+                         "?offload=1",
+                         "?n=99999999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int status;
+        char *body = get_cpu(h.port, bad[i], &status);
+        cr_expect_eq(status, 400, "%s answered %d", bad[i], status);
+        free(body);
+    }
+    cr_expect_eq(httpd_signal_and_wait(&h, SIGTERM), 0);
+}
+
+/* Rounds for the loop-blocking tests: about 0.4 s in a release build. */
+#define CPU_BLOCK_ROUNDS 5000000
+/* Before /plaintext is sent, so that the loop has taken the /cpu request. */
+#define CPU_HEAD_START_MS 50
+/* /plaintext "waited for the CPU work" when it took at least this share of
+ * the /cpu request's time, "did not" when it took less than the other. */
+#define CPU_WAITED_SHARE 0.5
+#define CPU_NOT_WAITED_SHARE 0.25
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* Sends a long /cpu request (inline or offloaded) and, while it runs, a
+ * /plaintext on another connection; returns each one's time to its answer. */
+static void plaintext_beside_cpu(uint16_t port, bool offload, double *cpu_ms, double *plain_ms)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "GET /cpu?n=%d%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             CPU_BLOCK_ROUNDS, offload ? "&offload=1" : "");
+    int fd = ht_connect(port);
+    double t0 = now_ms();
+    ht_send(fd, req, strlen(req));
+    usleep(CPU_HEAD_START_MS * 1000);
+    double t1 = now_ms();
+    size_t len;
+    char *r =
+        ht_exchange(port, "GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+    *plain_ms = now_ms() - t1;
+    cr_expect_eq(ht_status(r), 200, "%s", r);
+    free(r);
+    r = ht_read_all(fd, &len);
+    *cpu_ms = now_ms() - t0;
+    cr_expect_eq(ht_status(r), 200, "%s", r);
+    free(r);
+    close(fd);
+}
+
+EDDY_TEST(httpd, inline_cpu_work_holds_up_the_loop_and_offloaded_work_does_not)
+{
+    if (eddy_test_under_valgrind())
+        cr_skip_test("the timing says nothing under valgrind");
+    struct httpd h;
+    httpd_start(&h, NULL);
+    double cpu_ms, plain_ms;
+    plaintext_beside_cpu(h.port, false, &cpu_ms, &plain_ms);
+    cr_expect_geq(plain_ms, cpu_ms * CPU_WAITED_SHARE,
+                  "inline: /plaintext took %.1f ms beside a %.1f ms /cpu", plain_ms, cpu_ms);
+    plaintext_beside_cpu(h.port, true, &cpu_ms, &plain_ms);
+    cr_expect_lt(plain_ms, cpu_ms * CPU_NOT_WAITED_SHARE,
+                 "offloaded: /plaintext took %.1f ms beside a %.1f ms /cpu", plain_ms, cpu_ms);
     cr_expect_eq(httpd_signal_and_wait(&h, SIGTERM), 0);
 }

@@ -1,0 +1,1 @@
+"""bench/runner: the suites and plumbing of bench/run (see bench/run)."""
