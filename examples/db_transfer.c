@@ -24,8 +24,9 @@ static int move_money(struct eddy_pg *c, void *arg)
 {
     const struct transfer *t = arg;
     const char *credit[] = {t->amount, t->to};
-    int64_t n = eddy_pg_exec(c, "UPDATE ex_accounts SET balance = balance + $1::int "
-                                "WHERE name = $2",
+    int64_t n = eddy_pg_exec(c,
+                             "UPDATE ex_accounts SET balance = balance + $1::int "
+                             "WHERE name = $2",
                              2, credit);
     if (n < 0)
         return (int)n;

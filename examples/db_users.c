@@ -82,8 +82,8 @@ static intptr_t main_task(void *arg)
     printf("user 2:\n");
     print_user(r, 0);
     eddy_pg_result_free(r);
-    if ((rc = eddy_pg_query(c, "SELECT id, name, email FROM ex_users ORDER BY id", 0, NULL,
-                            &r)) < 0) {
+    if ((rc = eddy_pg_query(c, "SELECT id, name, email FROM ex_users ORDER BY id", 0, NULL, &r)) <
+        0) {
         rc = fail(c, "fetch all", rc);
         goto out;
     }
