@@ -4,6 +4,10 @@
 #
 #   tests/db/pg_server.sh run CMD [ARG...]   start a server, run CMD, stop it
 #   tests/db/pg_server.sh spare start|stop   the spare cluster (inside run)
+#   tests/db/pg_server.sh start              start one and leave it running:
+#                                            prints its EDDY_PG_* variables,
+#                                            one NAME=VALUE a line
+#   tests/db/pg_server.sh stop DIR           stop it (DIR: its EDDY_PG_DIR)
 #
 # run: initdb into a fresh directory under /tmp (as the `postgres` user when
 # running as root: initdb and postgres refuse root), with trust for the
@@ -116,6 +120,25 @@ stop_all() {
 }
 
 case "${1:-}" in
+start)
+    DIR= SKIP= BIN= PORT= SPARE_PORT=
+    if ! setup; then
+        echo "pg_server: $SKIP" >&2
+        stop_all
+        exit 1
+    fi
+    echo "EDDY_PG_DIR=$DIR"
+    echo "EDDY_PG_CONNINFO=host=$DIR/main port=$PORT dbname=eddy_test user=postgres"
+    echo "EDDY_PG_HOST=$DIR/main"
+    echo "EDDY_PG_PORT=$PORT"
+    echo "EDDY_PG_BIN=$BIN"
+    ;;
+stop)
+    DIR=${2:-}
+    case "$DIR" in /tmp/eddy-pg.*) ;; *) echo "stop: not a pg_server.sh directory: $DIR" >&2; exit 2 ;; esac
+    BIN=$(bindir) || exit 1
+    stop_all
+    ;;
 run)
     shift
     [ $# -gt 0 ] || { echo "usage: $0 run CMD [ARG...]" >&2; exit 2; }
@@ -147,7 +170,7 @@ spare)
     esac
     ;;
 *)
-    echo "usage: $0 run CMD [ARG...] | spare start|stop" >&2
+    echo "usage: $0 run CMD [ARG...] | spare start|stop | start | stop DIR" >&2
     exit 2
     ;;
 esac
