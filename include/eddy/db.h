@@ -73,7 +73,10 @@ struct eddy_pg_error {
  * dbname=x") or a URI ("postgresql://user@host/db"), driving
  * PQconnectStart/PQconnectPoll from the loop. timeout_ns bounds the whole
  * handshake (0: no bound but the enclosing timeout scopes).
- * err (may be NULL) receives the reason of a failure.
+ * err (may be NULL) receives the reason of a failure. libpq resolves a
+ * host name with a blocking getaddrinfo inside PQconnectPoll: use a Unix
+ * socket directory, an IP address, or hostaddr= (eddy_dns_resolve first)
+ * to keep the loop free while connecting.
  * Returns: 0; -EACCES (authentication failed); -ENOENT (no such
  * database); -ECONNREFUSED (nothing listens, or the server refuses);
  * -ETIMEDOUT; -ECANCELED; -EREMOTEIO (another server error); -EINVAL (NULL
