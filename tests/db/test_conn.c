@@ -20,7 +20,10 @@ static intptr_t open_task(void *arg)
 {
     struct open_case *oc = arg;
     struct eddy_pg *c = NULL;
-    int64_t t0 = eddy_clock_ns();
+    /* The loop's time, which timeouts count from (read once per loop
+     * iteration: a fresh clock read would be later, and a timeout that
+     * fires on time would look early). */
+    int64_t t0 = eddy_now_ns();
     oc->rc = eddy_pg_open(oc->conninfo, oc->timeout_ns, &oc->err, &c);
     oc->elapsed_ns = eddy_clock_ns() - t0;
     if (oc->rc == 0) {
