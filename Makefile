@@ -306,7 +306,7 @@ clean:
 help:
 	@echo "make                 library, build/bin tools (eddy-httpd), examples, build/bench/micro (installs Debian deps as root)"
 	@echo "make tools           build/bin/eddy-httpd and the other public programs"
-	@echo "make test            the test suite (Criterion), release build"
+	@echo "make test            the test suite (Criterion), release build, with a throwaway PostgreSQL"
 	@echo "make asan|debug      the test suite under that variant"
 	@echo "make tsan            the cross-thread cases under ThreadSanitizer (tests/tsan/)"
 	@echo "make valgrind        the test suite under valgrind"
