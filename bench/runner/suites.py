@@ -3,10 +3,10 @@
 Each module has run(ctx) -> SuiteResult and may have summary(result),
 which prints the figures after the files are written. A name mapped to
 None is a suite that is planned but not written yet (bench/run reports it
-as missing): db waits for db/ (the PostgreSQL client). Adding a suite means
-writing bench/runner/NAME.py and putting it here.
+as missing). Adding a suite means writing bench/runner/NAME.py and
+putting it here.
 """
-from . import cpu, fetch, files, micro, serve
+from . import cpu, db, fetch, files, micro, serve
 
 SUITES = {
     "micro": micro,
@@ -14,5 +14,5 @@ SUITES = {
     "serve": serve,
     "files": files,
     "cpu": cpu,
-    "db": None,
+    "db": db,
 }

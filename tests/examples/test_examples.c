@@ -3,7 +3,8 @@
  * (EDDY_BUILD/examples/NAME; `make test` sets EDDY_BUILD) and compares its
  * whole output and exit status with what the example promises. The
  * shutdown example gets its signal from here, with kill(2), once it says
- * it is ready.
+ * it is ready. The db_* examples need the PostgreSQL that make test starts
+ * (tests/db/pg_server.sh); without it they report themselves skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -351,4 +352,54 @@ EDDY_TEST(examples, crawler_prints_each_linked_page_title_in_link_order)
                              "  /blog/first: Hello, crawler\n"
                              "  /contact: Contact\n"
                              "  /gone: HTTP 404\n");
+/* ---- PostgreSQL examples: need the server of tests/db/pg_server.sh ----------- */
+
+static void need_postgres(void)
+{
+    const char *skip = getenv("EDDY_PG_SKIP");
+    if (skip)
+        cr_skip_test("no PostgreSQL for the db examples: %s", skip);
+    if (!getenv("EDDY_PG_CONNINFO"))
+        cr_skip_test("EDDY_PG_CONNINFO is not set: run the tests through make test, which "
+                     "starts a throwaway PostgreSQL (tests/db/pg_server.sh)");
+}
+
+EDDY_TEST(examples, db_users_creates_inserts_and_fetches_by_id_and_all)
+{
+    need_postgres();
+    check_example("db_users", "created table ex_users\n"
+                              "inserted alice (1 row)\n"
+                              "inserted bob (1 row)\n"
+                              "inserted carol (1 row)\n"
+                              "inserting a second bob@example.com: EEXIST: already exists, "
+                              "SQLSTATE 23505\n"
+                              "user 2:\n"
+                              "  2 bob <bob@example.com>\n"
+                              "all 3 users:\n"
+                              "  1 alice <alice@example.com>\n"
+                              "  2 bob <bob@example.com>\n"
+                              "  3 carol <carol@example.com>\n");
+}
+
+EDDY_TEST(examples, db_transfer_commits_one_transfer_and_rolls_back_the_overdraft)
+{
+    need_postgres();
+    check_example("db_transfer",
+                  "before:\n"
+                  "  alice: 100\n"
+                  "  bob: 20\n"
+                  "transfer 30 alice -> bob: committed\n"
+                  "transfer 500 bob -> alice: rolled back, EREMOTEIO: the database server "
+                  "reported an error (its SQLSTATE: eddy_pg_error) (SQLSTATE 23514)\n"
+                  "after:\n"
+                  "  alice: 70\n"
+                  "  bob: 50\n");
+}
+
+EDDY_TEST(examples, db_pool_runs_twenty_queries_through_five_connections)
+{
+    need_postgres();
+    check_example("db_pool", "20 queries through a pool of at most 5 connections\n"
+                             "failed: 0, sum of results: 1900\n"
+                             "connections opened: 5, acquires: 20, in use now: 0\n");
 }
