@@ -352,6 +352,8 @@ EDDY_TEST(examples, crawler_prints_each_linked_page_title_in_link_order)
                              "  /blog/first: Hello, crawler\n"
                              "  /contact: Contact\n"
                              "  /gone: HTTP 404\n");
+}
+
 /* ---- PostgreSQL examples: need the server of tests/db/pg_server.sh ----------- */
 
 static void need_postgres(void)
