@@ -484,8 +484,11 @@ EDDY_API int eddy_http_percent_encode(const char *src, size_t len, char *dst, si
  * Pool: keep-alive connections are kept per origin (scheme, host, port)
  * and reused most-recently-released first. At most max_per_host
  * connections per origin and max_total in all are open; a request beyond
- * them waits for one (FIFO). Idle connections older than idle_timeout_ns
- * are closed when the pool is next used. A request on a reused connection
+ * them waits for one (woken in FIFO order). An idle connection older than
+ * idle_timeout_ns is closed instead of being taken (it stays open until
+ * then: no timer runs per connection); when only the total limit blocks,
+ * the least recently used idle connection of another origin is closed to
+ * make room. A request on a reused connection
  * that fails before any byte of the answer arrived (the server closed it
  * while it was idle) is sent again once on a new connection, for the
  * idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) with an
