@@ -83,6 +83,7 @@ struct eddy_http_reply {
     bool keep_alive;
     bool streamed;
     bool body_owned;
+    int error; /* a streamed body's first read error, returned again */
     unsigned status;
     int version_minor;
     struct eddy_http_header *headers;
@@ -679,7 +680,7 @@ static int reply_create(struct eddy_http_client *c, struct eddy__http_cconn *k,
 static ssize_t reply_read(struct eddy_http_reply *r, void *buf, size_t len)
 {
     if (!r->conn)
-        return 0;
+        return r->error;
     ssize_t n;
     if (!r->gz) {
         n = eddy__http_body_read(r->conn, &r->br, buf, len);
@@ -718,6 +719,7 @@ static ssize_t reply_read(struct eddy_http_reply *r, void *buf, size_t len)
         }
     }
     if (n < 0) {
+        r->error = (int)n;
         reply_let_go(r, false);
     } else if (r->br.done && r->br.pending == 0 && (!r->gz || n == 0)) {
         reply_let_go(r, true);

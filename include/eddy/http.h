@@ -628,7 +628,8 @@ EDDY_API int eddy_http_reply_json(const struct eddy_http_reply *r, const char **
  * Reads up to len bytes of a streamed reply's body (decoded: chunked and
  * gzip framing removed). Returns: the count; 0 at the body's end; the
  * codes listed above (-ENODATA, -EBADMSG, -ETIMEDOUT...; after an error
- * the connection is closed); -EINVAL for a buffered reply. buf: borrowed.
+ * the connection is closed and every later call returns the same error);
+ * -EINVAL for a buffered reply. buf: borrowed.
  * Suspends: yes.
  */
 EDDY_API ssize_t eddy_http_reply_read(struct eddy_http_reply *r, void *buf, size_t len);

@@ -949,6 +949,7 @@ static void body_faults(struct ct *t)
     ssize_t n = eddy_http_reply_read(r, buf, sizeof(buf));
     cr_expect_eq(n, 9);
     cr_expect_eq(eddy_http_reply_read(r, buf, sizeof(buf)), -ENODATA);
+    cr_expect_eq(eddy_http_reply_read(r, buf, sizeof(buf)), -ENODATA, "the error sticks");
     eddy_http_reply_destroy(r);
 }
 
