@@ -54,7 +54,8 @@
 
 struct eddy__http_origin {
     struct eddy__list link;
-    char *host;        /* NUL-terminated, IPv6 without brackets */
+    char *host; /* NUL-terminated, IPv6 without brackets */
+    size_t host_len;
     char *host_header; /* the Host field's value */
     uint16_t port;
     struct eddy__list idle; /* eddy__http_cconn, most recent first */
@@ -82,6 +83,7 @@ struct eddy_http_reply {
     bool keep_alive;
     bool streamed;
     bool body_owned;
+    int error; /* a streamed body's first read error, returned again */
     unsigned status;
     int version_minor;
     struct eddy_http_header *headers;
@@ -193,7 +195,7 @@ static int find_origin(struct eddy_http_client *c, const struct eddy_url *u,
     struct eddy__list *pos;
     eddy__list_for_each (pos, &c->origins) {
         struct eddy__http_origin *o = eddy__container_of(pos, struct eddy__http_origin, link);
-        if (o->port == u->port && strlen(o->host) == u->host_len &&
+        if (o->port == u->port && o->host_len == u->host_len &&
             strncasecmp(o->host, u->host, u->host_len) == 0) {
             *out = o;
             return 0;
@@ -217,6 +219,7 @@ static int find_origin(struct eddy_http_client *c, const struct eddy_url *u,
     else
         snprintf(o->host_header, cap, "%s%.*s%s:%u", l, (int)u->host_len, u->host, r, u->port);
     o->port = u->port;
+    o->host_len = u->host_len;
     eddy__list_init(&o->idle);
     eddy__list_push_front(&c->origins, &o->link);
     *out = o;
@@ -677,7 +680,7 @@ static int reply_create(struct eddy_http_client *c, struct eddy__http_cconn *k,
 static ssize_t reply_read(struct eddy_http_reply *r, void *buf, size_t len)
 {
     if (!r->conn)
-        return 0;
+        return r->error;
     ssize_t n;
     if (!r->gz) {
         n = eddy__http_body_read(r->conn, &r->br, buf, len);
@@ -716,6 +719,7 @@ static ssize_t reply_read(struct eddy_http_reply *r, void *buf, size_t len)
         }
     }
     if (n < 0) {
+        r->error = (int)n;
         reply_let_go(r, false);
     } else if (r->br.done && r->br.pending == 0 && (!r->gz || n == 0)) {
         reply_let_go(r, true);
@@ -851,20 +855,12 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
     int rc = prepare(req, &pr);
     if (rc < 0)
         return rc;
-    /* The current URL, the next one and a redirect's Location, on the
-     * heap: a task's stack would be probed page by page for them. */
-    char *url = eddy__malloc(3 * URL_MAX);
-    if (!url)
-        return -ENOMEM;
-    char *const urls = url;
-    char *next = url + URL_MAX;
-    char *ref = url + 2 * URL_MAX;
-    size_t ulen = strlen(req->url);
-    rc = -EINVAL;
-    if (ulen < URL_MAX) {
-        memcpy(url, req->url, ulen + 1);
-        rc = 0;
-    }
+    /* Redirects need two URL buffers and one for the Location: on the heap
+     * (a task's stack would be probed page by page for them), and only
+     * once a redirect is followed. */
+    const char *url = req->url;
+    char *bufs = NULL;
+    int which = 0;
     int64_t deadline = eddy_clock_ns() + c->opts.total_timeout_ns;
     unsigned redirects = 0;
     struct eddy_http_request_spec cur = *req;
@@ -890,7 +886,10 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
         }
         /* Follow: read this reply's (small) body to keep the connection. */
         unsigned status = r->status;
-        rc = reply_buffer(r, REDIRECT_BODY_MAX);
+        if (!bufs)
+            bufs = eddy__malloc(3 * URL_MAX);
+        char *ref = bufs + 2 * URL_MAX;
+        rc = bufs ? reply_buffer(r, REDIRECT_BODY_MAX) : -ENOMEM;
         if (rc == 0 && loc_len >= URL_MAX)
             rc = -EBADMSG;
         if (rc == 0) {
@@ -910,14 +909,14 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
             rc = -ETIMEDOUT;
             break;
         }
+        char *next = bufs + which * URL_MAX;
+        which ^= 1;
         int n = eddy_url_resolve(url, ref, next, URL_MAX);
         if (n < 0) {
             rc = -EBADMSG; /* a Location that is no URL, or too long */
             break;
         }
-        char *t = url;
         url = next;
-        next = t;
         /* 303 turns any method but HEAD into GET; 301 and 302 turn POST
          * into GET (as browsers and requests do); 307 and 308 keep both. */
         if ((status == 303 && strcmp(pr.method, "HEAD") != 0) ||
@@ -932,7 +931,7 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
             break;
         }
     }
-    eddy__free(urls);
+    eddy__free(bufs);
     return rc;
 }
 

@@ -484,8 +484,11 @@ EDDY_API int eddy_http_percent_encode(const char *src, size_t len, char *dst, si
  * Pool: keep-alive connections are kept per origin (scheme, host, port)
  * and reused most-recently-released first. At most max_per_host
  * connections per origin and max_total in all are open; a request beyond
- * them waits for one (FIFO). Idle connections older than idle_timeout_ns
- * are closed when the pool is next used. A request on a reused connection
+ * them waits for one (woken in FIFO order). An idle connection older than
+ * idle_timeout_ns is closed instead of being taken (it stays open until
+ * then: no timer runs per connection); when only the total limit blocks,
+ * the least recently used idle connection of another origin is closed to
+ * make room. A request on a reused connection
  * that fails before any byte of the answer arrived (the server closed it
  * while it was idle) is sent again once on a new connection, for the
  * idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) with an
@@ -625,7 +628,8 @@ EDDY_API int eddy_http_reply_json(const struct eddy_http_reply *r, const char **
  * Reads up to len bytes of a streamed reply's body (decoded: chunked and
  * gzip framing removed). Returns: the count; 0 at the body's end; the
  * codes listed above (-ENODATA, -EBADMSG, -ETIMEDOUT...; after an error
- * the connection is closed); -EINVAL for a buffered reply. buf: borrowed.
+ * the connection is closed and every later call returns the same error);
+ * -EINVAL for a buffered reply. buf: borrowed.
  * Suspends: yes.
  */
 EDDY_API ssize_t eddy_http_reply_read(struct eddy_http_reply *r, void *buf, size_t len);

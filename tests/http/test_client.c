@@ -949,6 +949,7 @@ static void body_faults(struct ct *t)
     ssize_t n = eddy_http_reply_read(r, buf, sizeof(buf));
     cr_expect_eq(n, 9);
     cr_expect_eq(eddy_http_reply_read(r, buf, sizeof(buf)), -ENODATA);
+    cr_expect_eq(eddy_http_reply_read(r, buf, sizeof(buf)), -ENODATA, "the error sticks");
     eddy_http_reply_destroy(r);
 }
 
@@ -1166,4 +1167,61 @@ EDDY_TEST(http_client, against_python_http_server)
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+static void body_busy(struct ct *t)
+{
+    struct eddy_http_reply *r;
+    cr_assert_eq(get(t, t->port, "/plaintext", &r), 0);
+    cr_expect_eq(eddy_http_client_destroy(t->client), -EBUSY, "a reply is still held");
+    eddy_http_reply_destroy(r);
+    struct eddy_http_client_opts bad = {.read_timeout_ns = -1};
+    struct eddy_http_client *c2;
+    cr_expect_eq(eddy_http_client_create(&bad, &c2), -EINVAL);
+    bad = (struct eddy_http_client_opts){.user_agent = "a\r\nb"};
+    cr_expect_eq(eddy_http_client_create(&bad, &c2), -EINVAL);
+    cr_expect_eq(eddy_http_client_create(NULL, NULL), -EINVAL);
+    cr_expect_eq(eddy_http_client_destroy(NULL), -EINVAL);
+    cr_expect_eq(eddy_http_client_request(t->client, NULL, &r), -EINVAL);
+    eddy_http_reply_destroy(NULL);
+}
+
+EDDY_TEST(http_client, destroy_refuses_while_replies_are_held_and_bad_options_are_einval)
+{
+    struct ht_server s = {0};
+    ht_start(&s, routes, NULL);
+    struct ct t = {.port = s.port};
+    ct_run(&t, body_busy);
+    ht_stop(&s);
+}
+
+static intptr_t cancelled_get(void *arg)
+{
+    struct ct *t = arg;
+    struct eddy_http_reply *r;
+    return get(t, t->port, "/slow?ms=5000", &r);
+}
+
+static void body_cancel(struct ct *t)
+{
+    struct eddy_task *task;
+    cr_assert_eq(eddy_task_spawn(cancelled_get, t, NULL, &task), 0);
+    eddy_sleep_ms(50);
+    eddy_task_cancel(task);
+    intptr_t rc;
+    cr_assert_eq(eddy_task_join(task, &rc), 0);
+    cr_expect_eq(rc, -ECANCELED, "%s", eddy_strerror((int)rc));
+    struct eddy_http_client_stats st;
+    eddy_http_client_stats(t->client, &st);
+    cr_expect_eq(st.connections_open, 0, "the cancelled request's connection was closed");
+    expect_get(t, t->port, "/plaintext", 200, "Hello, World!");
+}
+
+EDDY_TEST(http_client, a_cancelled_request_returns_ecanceled_and_frees_its_connection)
+{
+    struct ht_server s = {0};
+    ht_start(&s, routes, NULL);
+    struct ct t = {.port = s.port};
+    ct_run(&t, body_cancel);
+    ht_stop(&s);
 }
