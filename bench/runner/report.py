@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 
-from .common import ROOT, fmt, rel, say
+from .common import ROOT, rel, say
 
 SUITE_ORDER = ["fetch", "serve", "cpu", "files", "db", "alloc", "micro"]
 TITLES = {
@@ -124,11 +124,19 @@ def cell(r, spread):
 
 
 def fmt_human(v):
+    """A figure for a reader: thousands separated, three or so significant digits."""
     if v is None:
         return "-"
-    if abs(v) >= 1000:
+    a = abs(v)
+    if a >= 1000:
         return f"{v:,.0f}"
-    return fmt(v)
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    if a >= 0.01 or a == 0:
+        return f"{v:.3f}".rstrip("0").rstrip(".") if a == 0 else f"{v:.3f}"
+    return f"{v:.3g}"
 
 
 def md_table(header, lines):
