@@ -247,7 +247,8 @@ def run(ctx):
                             missing_points[key] = str(e)
                             say(f"fetch: slow {impl} N={n} FAILED: {e}")
                             continue
-                        point("slow", impl, n, run, res, cmd)
+                        point("slow", impl, n, run, res,
+                              [a.replace(str(srv.port), "PORT") for a in cmd])
                         if not srv.alive():
                             raise SuiteError(f"eddy-httpd exited ({srv.exit_status()}): "
                                              + srv.log_tail())
