@@ -61,15 +61,18 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointe
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
-CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -I. $(ALLOC_DEF_$(ALLOC)) $(CPPFLAGS)
+# libpq (db/): Debian's libpq-dev puts libpq-fe.h in /usr/include/postgresql.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+PQ_LIBS := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
+CPPFLAGS_ALL := -D_GNU_SOURCE -Iinclude -I. $(PQ_CFLAGS) $(ALLOC_DEF_$(ALLOC)) $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
               -fstack-clash-protection \
               -MMD -MP $(CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -fno-omit-frame-pointer -MMD -MP $(CXXFLAGS)
-LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) -lpthread $(LDLIBS)
+LDLIBS_ALL := $(ALLOC_LIB_$(ALLOC)) $(PQ_LIBS) -lz -lpthread $(LDLIBS)
 LDFLAGS_ALL := $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 
-LIB_DIRS := alloc coro reactor sync io http
+LIB_DIRS := alloc coro reactor sync io http db
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)) $(SWITCH_SRC)
 LIB_OBJS := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB_A := $(BUILD)/lib/libeddy.a
@@ -222,9 +225,12 @@ examples: $(EXAMPLE_BINS)
 test-build: deps-test $(TEST_BIN) tools examples
 
 # Runs the whole suite: Criterion forks every test into its own process with
-# a timeout and ends with its summary line.
+# a timeout and ends with its summary line. tests/db/pg_server.sh starts one
+# throwaway PostgreSQL around the run (and always stops it); without one
+# the db tests report themselves skipped, with the reason.
+PG_SERVER := tests/db/pg_server.sh run
 test: test-build
-	EDDY_BUILD=$(BUILD) $(TEST_BIN) --jobs=2 $(TEST_ARGS)
+	EDDY_BUILD=$(BUILD) $(PG_SERVER) $(TEST_BIN) --jobs=2 $(TEST_ARGS)
 
 debug:
 	$(MAKE) VARIANT=debug test
@@ -240,10 +246,13 @@ tsan-run: $(TSAN_BIN)
 	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS) $$TSAN_OPTIONS" $(TSAN_BIN) $(TEST_ARGS)
 # Programs eddy did not write that the tests run as peers: valgrind checks
 # eddy's processes (the tests, the examples, eddy-httpd), not these.
+# PostgreSQL (started by tests/db/pg_server.sh, also for the spare cluster
+# the fault tests stop and start) is one of them.
 VALGRIND_UNTRACED := *python3*,*/curl,*/wrk,*/nginx,*/h2o,*/cat,*/dd,*/head,*/sleep,*/true,*/false
+VALGRIND_UNTRACED := $(VALGRIND_UNTRACED),*pg_server.sh,*/runuser,*/pg_ctl,*/postgres,*/psql
 valgrind:
 	$(MAKE) VARIANT=valgrind test-build
-	EDDY_BUILD=build/valgrind EDDY_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+	EDDY_BUILD=build/valgrind EDDY_UNDER_VALGRIND=1 $(PG_SERVER) valgrind --quiet --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
 	  --trace-children-skip='$(VALGRIND_UNTRACED)' --suppressions=tests/valgrind.supp \
 	  --track-fds=no build/valgrind/tests/eddy-tests --jobs=2 $(TEST_ARGS)
@@ -286,7 +295,7 @@ install: lib
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libeddy.so.0
 	ln -sf libeddy.so.0 $(DESTDIR)$(PREFIX)/lib/libeddy.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(ALLOC_LIB_$(ALLOC)) -lpthread|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(ALLOC_LIB_$(ALLOC)) $(PQ_LIBS) -lz -lpthread|' \
 	  scripts/eddy.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/libeddy.* \
@@ -306,7 +315,7 @@ clean:
 help:
 	@echo "make                 library, build/bin tools (eddy-httpd), examples, build/bench/micro (installs Debian deps as root)"
 	@echo "make tools           build/bin/eddy-httpd and the other public programs"
-	@echo "make test            the test suite (Criterion), release build"
+	@echo "make test            the test suite (Criterion), release build, with a throwaway PostgreSQL"
 	@echo "make asan|debug      the test suite under that variant"
 	@echo "make tsan            the cross-thread cases under ThreadSanitizer (tests/tsan/)"
 	@echo "make valgrind        the test suite under valgrind"

@@ -302,4 +302,83 @@ int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n);
  * request can be read. Returns 0, or < 0 when the connection must close. */
 int eddy__http_body_discard(struct eddy_http_exchange *ex);
 
+/* ---- client (http/client_conn.c, http/client.c, http/gzip.c) ---------------- */
+
+/* Header fields a response may carry (more is -EMSGSIZE). */
+#define EDDY__HTTP_CLIENT_MAX_HEADERS 100
+
+struct eddy__http_origin;
+
+/* One client connection: the transport (an fd that is non-blocking and
+ * parks the task, or blocking and blocks the thread) and its read buffer. */
+struct eddy__http_cconn {
+    struct eddy__list link; /* in its origin's idle list while pooled */
+    struct eddy__http_origin *origin;
+    int fd;
+    bool blocking;
+    uint64_t served;       /* exchanges completed on it */
+    int64_t idle_since_ns; /* when it was put back in the pool */
+    int64_t read_timeout_ns;
+    int64_t write_timeout_ns;
+    char *rbuf;
+    size_t rcap, rstart, rend;
+    /* The parser's output for the current head: here rather than on the
+     * task's stack, whose pages every task would otherwise touch. */
+    struct eddy_http_header headers[EDDY__HTTP_CLIENT_MAX_HEADERS];
+};
+
+/* How a response body is being read. */
+struct eddy__http_body_reader {
+    enum eddy_http_body framing;
+    uint64_t left; /* LENGTH: bytes still to come */
+    struct eddy_http_chunked chunked;
+    size_t pending; /* CHUNKED: decoded bytes waiting at the buffer's front */
+    bool done;
+    bool clean; /* ended with nothing extra buffered: the connection may be reused */
+};
+
+/* Connects to host:port (host NUL-terminated, an IPv6 literal without
+ * brackets). Returns: 0 with c->fd open; the codes of eddy_tcp_connect_host
+ * (-ENXIO, -ECONNREFUSED, -ETIMEDOUT...). */
+int eddy__http_cconn_connect(struct eddy__http_cconn *c, const char *host, uint16_t port,
+                             int64_t timeout_ns);
+/* Closes the fd and frees the buffer (not c). */
+void eddy__http_cconn_close(struct eddy__http_cconn *c);
+/* Writes all of iov. Returns: 0; -EPIPE, -ECONNRESET, -ETIMEDOUT... */
+int eddy__http_cconn_write(struct eddy__http_cconn *c, const struct iovec *iov, int n);
+/* Reads more bytes into the buffer (growing it up to max_buffered).
+ * Returns: the count; 0 at EOF; -EMSGSIZE at max_buffered; errors. */
+ssize_t eddy__http_cconn_fill(struct eddy__http_cconn *c, size_t max_buffered);
+
+/*
+ * Reads and parses the response head (1xx heads other than 101 are
+ * skipped). *got_bytes says whether any byte of the answer arrived (a
+ * reused connection that fails before is retried). The head stays at
+ * rbuf[rstart, rstart + head_len). Returns: head_len; -ENODATA (closed
+ * before the head was complete); -EBADMSG; -EMSGSIZE; read errors.
+ */
+int eddy__http_read_head(struct eddy__http_cconn *c, struct eddy_http_response *resp,
+                         struct eddy_http_header *headers, size_t max_headers,
+                         size_t max_head_bytes, bool *got_bytes);
+
+/* Starts reading the body of resp (head already consumed); is_head: the
+ * request was HEAD (no body whatever the head says). */
+void eddy__http_body_start(struct eddy__http_body_reader *br, const struct eddy_http_response *resp,
+                           bool is_head);
+/* Reads up to len body bytes (transfer coding removed). Returns: the
+ * count; 0 at the end; -ENODATA (closed early); -EBADMSG; read errors. */
+ssize_t eddy__http_body_read(struct eddy__http_cconn *c, struct eddy__http_body_reader *br,
+                             void *buf, size_t len);
+
+/* gzip.c: a streaming gunzip (Content-Encoding: gzip). */
+struct eddy__http_gunzip;
+/* Returns: 0; -ENOMEM; -EOPNOTSUPP when eddy was built without zlib. */
+int eddy__http_gunzip_create(struct eddy__http_gunzip **out);
+void eddy__http_gunzip_destroy(struct eddy__http_gunzip *g);
+/* Inflates in[0, *in_len) into out (cap bytes): *in_len receives the input
+ * bytes used. Returns: the output count (may be 0 when more input is
+ * needed); -EBADMSG for corrupt data; 1 in *ended once the stream ended. */
+ssize_t eddy__http_gunzip_run(struct eddy__http_gunzip *g, const void *in, size_t *in_len,
+                              void *out, size_t cap, bool *ended);
+
 #endif

@@ -9,16 +9,17 @@ set -eu
 pkgs=""
 for group in "$@"; do
     case "$group" in
-        build) pkgs="$pkgs gcc make pkg-config" ;;
+        build) pkgs="$pkgs gcc make pkg-config zlib1g-dev libpq-dev" ;;
         jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
         mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
         libc) ;;
         format) pkgs="$pkgs clang-format" ;;
         cross) pkgs="$pkgs gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
-        test) pkgs="$pkgs libcriterion-dev valgrind python3 curl wrk python3-aiohttp" ;;
+        test) pkgs="$pkgs libcriterion-dev valgrind python3 curl wrk python3-aiohttp postgresql" ;;
         bench) pkgs="$pkgs g++ libbenchmark-dev libboost-context-dev valgrind python3 python3-aiofiles" ;;
-        # the serve suite's load generator and peers, and the plots
-        peers) pkgs="$pkgs wrk nginx-light h2o python3-aiohttp python3-uvloop python3-requests gnuplot-nox" ;;
+        # the serve suite's load generator and peers, the plots, and the db
+        # suite's asyncpg and server (which also gives it pgbench)
+        peers) pkgs="$pkgs wrk nginx-light h2o python3-aiohttp python3-uvloop python3-requests gnuplot-nox python3-asyncpg postgresql" ;;
         fuzz) pkgs="$pkgs clang libclang-rt-dev" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac

@@ -3,11 +3,11 @@
 Each module has run(ctx) -> SuiteResult and may have summary(result),
 which prints the figures after the files are written. A name mapped to
 None is a suite that is planned but not written yet (bench/run reports it
-as missing): db waits for db/ (the PostgreSQL client). alloc runs micro and
-serve again per allocator, so it comes last. Adding a suite means
-writing bench/runner/NAME.py and putting it here.
+as missing). alloc runs micro and serve again per allocator, so it comes
+last. Adding a suite means writing bench/runner/NAME.py and putting it
+here.
 """
-from . import alloc, cpu, fetch, files, micro, serve
+from . import alloc, cpu, db, fetch, files, micro, serve
 
 SUITES = {
     "micro": micro,
@@ -15,6 +15,6 @@ SUITES = {
     "serve": serve,
     "files": files,
     "cpu": cpu,
-    "db": None,
+    "db": db,
     "alloc": alloc,
 }

@@ -69,7 +69,7 @@ extern "C" {
     X(ENAMETOOLONG, "file name too long")                                                          \
     X(ENOTEMPTY, "directory not empty")                                                            \
     X(ELOOP, "too many levels of symbolic links")                                                  \
-    X(ENODATA, "the stream ended before the expected bytes or delimiter")                          \
+    X(ENODATA, "no data: a stream ended before the expected bytes, or a database value is NULL")   \
     X(ENOTSOCK, "not a socket")                                                                    \
     X(EDESTADDRREQ, "destination address required")                                                \
     X(EMSGSIZE, "message too long (a line above its maximum length)")                              \
@@ -89,7 +89,8 @@ extern "C" {
     X(EHOSTDOWN, "host is down")                                                                   \
     X(EHOSTUNREACH, "no route to host")                                                            \
     X(EINPROGRESS, "operation in progress")                                                        \
-    X(EDQUOT, "disk quota exceeded")
+    X(EDQUOT, "disk quota exceeded")                                                               \
+    X(EREMOTEIO, "the database server reported an error (its SQLSTATE: eddy_pg_error)")
 
 /*
  * Names a code returned by eddy. Accepts the negative form (-ETIMEDOUT) and

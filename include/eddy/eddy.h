@@ -9,5 +9,6 @@
 #include <eddy/sync.h>
 #include <eddy/io.h>
 #include <eddy/http.h>
+#include <eddy/db.h>
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * eddy/http.h: HTTP/1.1 (RFC 9110, RFC 9112): a strict zero-copy parser, a
- * server with a router, and (later) a client with a connection pool.
+ * server with a router, and a client with a connection pool.
  *
  * The aiohttp picture, in C:
  *   app.router.add_get('/hello/{name}', h)  eddy_http_server_route(srv, "GET",
@@ -414,6 +414,239 @@ EDDY_API int eddy_http_serve_dir(struct eddy_http_exchange *ex, const char *root
 /* The Content-Type eddy sends for a file name ("text/html; charset=utf-8"),
  * "application/octet-stream" when the extension is unknown. */
 EDDY_API const char *eddy_http_content_type(const char *path);
+
+/* ---- URLs --------------------------------------------------------------------
+ * RFC 3986 URLs of the form scheme://[userinfo@]host[:port][/path][?query][#fragment],
+ * parsed into views of the caller's text (no copy, no NUL guarantee).
+ * Hosts are reg-names (letters, digits, "-._~", sub-delims, %XX) or
+ * bracketed IPv6 literals ("[::1]", reported without the brackets). The
+ * port defaults by scheme (http 80, https 443, other schemes 0).
+ */
+struct eddy_url {
+    const char *scheme; /* as written; compare case-insensitively */
+    size_t scheme_len;
+    const char *userinfo; /* NULL when absent */
+    size_t userinfo_len;
+    const char *host; /* an IPv6 literal without its brackets */
+    size_t host_len;
+    bool host_is_ipv6;
+    uint16_t port;      /* explicit, or the scheme's default */
+    bool port_explicit; /* written in the URL */
+    const char *path;   /* from the '/' on; empty when the URL has none (means "/") */
+    size_t path_len;
+    const char *query; /* after '?' (maybe empty), NULL without a '?' */
+    size_t query_len;
+    const char *fragment; /* after '#', NULL without one */
+    size_t fragment_len;
+};
+
+/*
+ * Parses text[0, len) (len may cover a NUL-free part of a longer string).
+ * Returns: 0; -EINVAL for a malformed URL: no "scheme://", a bad scheme,
+ * an empty host, a bad host byte, an unclosed or malformed IPv6 literal, a
+ * port that is not digits or above 65535, a control byte, space or non-
+ * ASCII byte anywhere (percent-encode them), a bad %XX. text: borrowed;
+ * out's views point into it. Suspends: no. Thread rules: any thread.
+ */
+EDDY_API int eddy_url_parse(const char *text, size_t len, struct eddy_url *out);
+
+/*
+ * Resolves ref against the absolute URL base (RFC 3986 5.2, as a redirect's
+ * Location is), writing a NUL-terminated absolute URL into out (cap bytes):
+ * an absolute ref is copied; "//host/p" takes base's scheme; "/p" base's
+ * scheme and authority; "?q" base's path; "p" replaces base's last path
+ * segment. Dot segments are removed. Fragments are dropped. Returns: the
+ * length; -EINVAL (base not a valid URL, ref malformed); -ENOSPC.
+ * base, ref: borrowed. Suspends: no.
+ */
+EDDY_API int eddy_url_resolve(const char *base, const char *ref, char *out, size_t cap);
+
+/*
+ * Percent-encodes src[0, len) into dst (cap bytes, NUL-terminated): bytes
+ * other than unreserved ones (ALPHA DIGIT "-._~") and those in keep (may be
+ * NULL; "/" keeps a path's slashes) become %XX. Returns: the length;
+ * -ENOSPC when dst is too small; -EINVAL for NULL arguments. Suspends: no.
+ */
+EDDY_API int eddy_http_percent_encode(const char *src, size_t len, char *dst, size_t cap,
+                                      const char *keep);
+
+/* ---- client ------------------------------------------------------------------
+ * aiohttp's ClientSession in C:
+ *   async with ClientSession() as s:       eddy_http_client_create(&opts, &c)
+ *     async with s.get(url) as r:          eddy_http_client_get(c, url, &r)
+ *       r.status; await r.text()           eddy_http_reply_status(r); _body(r, &len)
+ *       await r.content.read(n)            eddy_http_reply_read(r, buf, n)  (stream = true)
+ *       await r.json()                     eddy_http_reply_json(r, &json, &len)
+ *     s.post(url, json=...)                eddy_http_client_request(c, &req, &r)
+ *   gather(*(fetch(u) for u in urls),      eddy_http_fetch_many(c, urls, n, limit, replies,
+ *          return_exceptions=True)                              errors)
+ *
+ * Pool: keep-alive connections are kept per origin (scheme, host, port)
+ * and reused most-recently-released first. At most max_per_host
+ * connections per origin and max_total in all are open; a request beyond
+ * them waits for one (FIFO). Idle connections older than idle_timeout_ns
+ * are closed when the pool is next used. A request on a reused connection
+ * that fails before any byte of the answer arrived (the server closed it
+ * while it was idle) is sent again once on a new connection, for the
+ * idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) with an
+ * in-memory body. A connection whose exchange failed in any way is closed,
+ * never reused.
+ *
+ * Errors a caller can tell apart (every call below):
+ *   -ENXIO         the host name does not resolve (DNS)
+ *   -ECONNREFUSED  nothing listens there
+ *   -ECONNRESET / -EPIPE  the server reset or closed the connection mid-exchange
+ *   -ENODATA       the server closed the connection before the answer was complete
+ *   -ETIMEDOUT     the connect, one read or the whole request took too long
+ *   -EBADMSG       malformed status line, headers, chunked framing or gzip data
+ *   -EMSGSIZE      the head or the body (decoded) above its limit
+ *   -EPROTONOSUPPORT  a scheme other than http (https needs TLS, not built)
+ *   -ELOOP         more redirects than max_redirects
+ *   -ECANCELED     the task was cancelled
+ *
+ * Waiting: a client created with blocking = true uses blocking sockets
+ * and no loop (one client per thread: the sync and threads modes of
+ * eddy-fetch); it never waits for a pool slot (a thread does one request at
+ * a time) and its timeouts are socket timeouts (SO_RCVTIMEO/SO_SNDTIMEO).
+ * Otherwise the calls suspend the calling task only. Both run the same
+ * request serialization, response parsing and body framing code.
+ *
+ * Thread rules: a client belongs to the thread (the loop) that created it.
+ */
+struct eddy_http_client;
+struct eddy_http_reply;
+
+struct eddy_http_client_opts {
+    size_t max_per_host;        /* connections per origin; 0: 100 */
+    size_t max_total;           /* connections in all; 0: 100 */
+    int64_t idle_timeout_ns;    /* idle keep-alive connection lifetime; 0: 15 s */
+    int64_t connect_timeout_ns; /* DNS and connect; 0: 30 s */
+    int64_t read_timeout_ns;    /* each wait for the server's bytes; 0: 30 s */
+    int64_t total_timeout_ns;   /* a whole request, redirects included; 0: 300 s */
+    uint64_t max_body_bytes;    /* a buffered (not streamed) body, decoded; 0: 64 MiB */
+    size_t max_head_bytes;      /* a response head; 0: 64 KiB */
+    bool follow_redirects;      /* 301/302/303/307/308 (opt-in, as requests' allow_redirects) */
+    unsigned max_redirects;     /* when following; 0: 10 */
+    bool decompress;            /* send Accept-Encoding: gzip and inflate gzip bodies */
+    bool blocking;              /* blocking sockets, no loop (see above) */
+    const char *user_agent;     /* NULL: "eddy"; "" to send none (copied) */
+};
+
+/* Produces the next piece of a streamed request body into buf (cap bytes).
+ * Returns the count, 0 at the end, or a negative errno that fails the
+ * request. May suspend. */
+typedef ssize_t eddy_http_body_fn(void *arg, void *buf, size_t cap);
+
+/* One request. Zero-initialise and set what is needed: a GET of url. */
+struct eddy_http_request_spec {
+    const char *method; /* NULL: "GET" (or "POST" when a body is given) */
+    const char *url;    /* absolute http:// URL */
+    /* Extra header fields; Host, Content-Length, Transfer-Encoding and
+     * Connection are the client's. */
+    const struct eddy_http_header *headers;
+    size_t nheaders;
+    /* Query parameters appended to the URL's query, percent-encoded:
+     * query[2i] is a key, query[2i+1] its value; nquery pairs. */
+    const char *const *query;
+    size_t nquery;
+    /* The body, one of: in memory; json (body with Content-Type
+     * application/json); from a file (body_fd, read from its current
+     * offset, body_len bytes, or to its end when body_len is 0); streamed
+     * (body_fn, sent chunked). */
+    const void *body;
+    size_t body_len;
+    const char *json; /* NUL-terminated */
+    int body_fd;      /* -1 or 0 when unused: set use_body_fd */
+    bool use_body_fd;
+    eddy_http_body_fn *body_fn;
+    void *body_arg;
+    const char *content_type; /* NULL: none (json: application/json) */
+    /* true: the reply's body is read by the caller (eddy_http_reply_read),
+     * holding the connection until eddy_http_reply_destroy. */
+    bool stream;
+};
+
+/* Creates a client (opts may be NULL). Returns: 0; -EINVAL; -ENOMEM.
+ * opts: borrowed. Suspends: no. */
+EDDY_API int eddy_http_client_create(const struct eddy_http_client_opts *opts,
+                                     struct eddy_http_client **out);
+
+/* Closes the pooled connections and frees the client. Replies still held
+ * must be destroyed first. Returns: 0; -EBUSY while replies are held or
+ * requests run. Suspends: no. */
+EDDY_API int eddy_http_client_destroy(struct eddy_http_client *c);
+
+/*
+ * Sends a request and reads the answer's head, and its body unless
+ * req->stream. *out receives a reply for every status (a 404 is a reply,
+ * not an error). Returns: 0; the codes listed above; -EINVAL (bad URL,
+ * bad header name or value, NULL). req and what it points to: borrowed
+ * for the call (body_fn and body_arg until the body is sent). Suspends:
+ * yes (not for a blocking client, which blocks the thread instead).
+ */
+EDDY_API int eddy_http_client_request(struct eddy_http_client *c,
+                                      const struct eddy_http_request_spec *req,
+                                      struct eddy_http_reply **out);
+/* A GET of url with a buffered body. As eddy_http_client_request. */
+EDDY_API int eddy_http_client_get(struct eddy_http_client *c, const char *url,
+                                  struct eddy_http_reply **out);
+
+struct eddy_http_client_stats {
+    uint64_t requests;           /* exchanges started (retries and redirects included) */
+    uint64_t connections_opened; /* connects that succeeded */
+    uint64_t connections_reused; /* requests sent on a pooled connection */
+    uint64_t retries;            /* dead pooled connections retried */
+    uint64_t connections_idle;   /* now, in the pool */
+    uint64_t connections_open;   /* now, idle and busy */
+};
+EDDY_API void eddy_http_client_stats(const struct eddy_http_client *c,
+                                     struct eddy_http_client_stats *out);
+
+/* The reply's status code, HTTP minor version, and final URL (after
+ * redirects; valid until destroy). Suspends: no. */
+EDDY_API unsigned eddy_http_reply_status(const struct eddy_http_reply *r);
+EDDY_API int eddy_http_reply_version_minor(const struct eddy_http_reply *r);
+EDDY_API const char *eddy_http_reply_url(const struct eddy_http_reply *r);
+/* The headers (views valid until destroy). */
+EDDY_API const struct eddy_http_header *eddy_http_reply_headers(const struct eddy_http_reply *r,
+                                                                size_t *n);
+/* The first header named name (case-insensitive), or NULL. */
+EDDY_API const char *eddy_http_reply_header(const struct eddy_http_reply *r, const char *name,
+                                            size_t *len);
+/* The buffered body, NUL-terminated (the NUL not counted); "" for a
+ * streamed reply. Valid until destroy. */
+EDDY_API const char *eddy_http_reply_body(const struct eddy_http_reply *r, size_t *len);
+/* The body when the Content-Type is JSON (application/json or +json),
+ * read as eddy_http_reply_body. Returns: 0; -EBADMSG for another type
+ * (aiohttp's ContentTypeError); -EINVAL for a streamed reply. Suspends: no. */
+EDDY_API int eddy_http_reply_json(const struct eddy_http_reply *r, const char **json, size_t *len);
+
+/*
+ * Reads up to len bytes of a streamed reply's body (decoded: chunked and
+ * gzip framing removed). Returns: the count; 0 at the body's end; the
+ * codes listed above (-ENODATA, -EBADMSG, -ETIMEDOUT...; after an error
+ * the connection is closed); -EINVAL for a buffered reply. buf: borrowed.
+ * Suspends: yes.
+ */
+EDDY_API ssize_t eddy_http_reply_read(struct eddy_http_reply *r, void *buf, size_t len);
+
+/* Frees the reply. A connection whose body was read to the end goes back
+ * to the pool; one with unread body bytes is closed. Suspends: no. */
+EDDY_API void eddy_http_reply_destroy(struct eddy_http_reply *r);
+
+/*
+ * Fetches n URLs with GET, at most `limit` at once (asyncio's gather under
+ * a Semaphore, with return_exceptions=True): replies[i] and errors[i]
+ * (caller arrays of n) receive URL i's reply (or NULL) and 0 (or its
+ * error), in URL order, whatever the completion order. One URL's failure
+ * does not stop the others. The caller destroys the replies. Returns: 0
+ * once every URL was tried; -ECANCELED / -ETIMEDOUT when the caller was
+ * cancelled or its scope expired (URLs never started get -ECANCELED);
+ * -EINVAL (NULL arrays, limit 0, a blocking client, outside a task);
+ * -ENOMEM. urls: borrowed. Suspends: yes.
+ */
+EDDY_API int eddy_http_fetch_many(struct eddy_http_client *c, const char *const *urls, size_t n,
+                                  size_t limit, struct eddy_http_reply **replies, int *errors);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,8 @@
  * (EDDY_BUILD/examples/NAME; `make test` sets EDDY_BUILD) and compares its
  * whole output and exit status with what the example promises. The
  * shutdown example gets its signal from here, with kill(2), once it says
- * it is ready.
+ * it is ready. The db_* examples need the PostgreSQL that make test starts
+ * (tests/db/pg_server.sh); without it they report themselves skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/http/http_test.h"
 #include "tests/support/test.h"
 
 /* Runs the example, returns its stdout (malloc'd) and exit status. */
@@ -256,4 +258,150 @@ EDDY_TEST(examples, files_writes_reads_lines_gathers_lists_and_cleans_up)
                            "directory: notes.txt part-1.txt part-2.txt part-3.txt\n"
                            "notes.txt: 24 bytes, a regular file\n"
                            "removed 4 files and the directory\n");
+}
+
+/* How far the example's timings may stray from the ideal on a loaded machine. */
+#define FETCH_SLACK_S 1.0
+
+/* Checks fetch_concurrent's report: ten pages each way, the sequential
+ * run about ten waits long, the concurrent one about one. */
+static void check_fetch_report(const char *out, int status)
+{
+    cr_expect_eq(status, 0, "fetch_concurrent printed:\n%s", out);
+    int seq_ok = 0, conc_ok = 0;
+    double seq = 0, conc = 0, speedup = 0;
+    cr_assert_eq(sscanf(out,
+                        "sequential: %d of 10 pages in %lf s\n"
+                        "concurrent: %d of 10 pages in %lf s\n"
+                        "speedup: %lfx\n",
+                        &seq_ok, &seq, &conc_ok, &conc, &speedup),
+                 5, "fetch_concurrent printed:\n%s", out);
+    cr_expect_eq(seq_ok, 10);
+    cr_expect_eq(conc_ok, 10);
+    cr_expect_geq(seq, 1.0, "%s", out);
+    cr_expect_lt(seq, 1.0 + FETCH_SLACK_S, "%s", out);
+    cr_expect_geq(conc, 0.1, "%s", out);
+    cr_expect_lt(conc, 0.1 + FETCH_SLACK_S, "%s", out);
+}
+
+EDDY_TEST(examples, fetch_concurrent_overlaps_ten_slow_pages)
+{
+    int status;
+    char *out = run_example("fetch_concurrent", &status);
+    check_fetch_report(out, status);
+    free(out);
+}
+
+static int slow_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    int rc = eddy_sleep_ms(100);
+    return rc < 0 ? rc : eddy_http_respond(ex, 200, "text/plain", "slow", 4);
+}
+
+static int link_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    static const char html[] = "<title>Index</title><a href=\"/slow\">s</a> <a href=\"x/y\">y</a>"
+                               " <a href=\"http://127.0.0.1:1/\">closed</a>";
+    return eddy_http_respond(ex, 200, "text/html", html, sizeof(html) - 1);
+}
+
+static int y_page(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    return eddy_http_respond(ex, 200, "text/html", "<title> Why </title>", 20);
+}
+
+static void example_routes(struct eddy_http_server *srv, void *arg)
+{
+    (void)arg;
+    eddy_http_server_route(srv, "GET", "/slow", slow_page, NULL);
+    eddy_http_server_route(srv, "GET", "/dir/index", link_page, NULL);
+    eddy_http_server_route(srv, "GET", "/dir/x/y", y_page, NULL);
+}
+
+EDDY_TEST(examples, fetch_concurrent_and_crawler_take_a_url_of_another_server)
+{
+    struct ht_server s = {0};
+    ht_start(&s, example_routes, NULL);
+    char args[128];
+    snprintf(args, sizeof(args), "fetch_concurrent http://127.0.0.1:%u/slow", s.port);
+    int status;
+    char *out = run_example(args, &status);
+    check_fetch_report(out, status);
+    free(out);
+    snprintf(args, sizeof(args), "crawler http://127.0.0.1:%u/dir/index", s.port);
+    out = run_example(args, &status);
+    cr_expect_eq(status, 0, "%s", out);
+    cr_expect_str_eq(out, "start: Index\n"
+                          "  /slow: (no title)\n"
+                          "  /dir/x/y: Why\n"
+                          "  /: failed (ECONNREFUSED: connection refused)\n");
+    free(out);
+    ht_stop(&s);
+    /* Each example reused its keep-alive connections. */
+    cr_expect_leq(s.stats.connections_accepted, 12u);
+}
+
+EDDY_TEST(examples, crawler_prints_each_linked_page_title_in_link_order)
+{
+    check_example("crawler", "start: Home\n"
+                             "  /about: About eddy\n"
+                             "  /blog: The blog\n"
+                             "  /blog/first: Hello, crawler\n"
+                             "  /contact: Contact\n"
+                             "  /gone: HTTP 404\n");
+}
+
+/* ---- PostgreSQL examples: need the server of tests/db/pg_server.sh ----------- */
+
+static void need_postgres(void)
+{
+    const char *skip = getenv("EDDY_PG_SKIP");
+    if (skip)
+        cr_skip_test("no PostgreSQL for the db examples: %s", skip);
+    if (!getenv("EDDY_PG_CONNINFO"))
+        cr_skip_test("EDDY_PG_CONNINFO is not set: run the tests through make test, which "
+                     "starts a throwaway PostgreSQL (tests/db/pg_server.sh)");
+}
+
+EDDY_TEST(examples, db_users_creates_inserts_and_fetches_by_id_and_all)
+{
+    need_postgres();
+    check_example("db_users", "created table ex_users\n"
+                              "inserted alice (1 row)\n"
+                              "inserted bob (1 row)\n"
+                              "inserted carol (1 row)\n"
+                              "inserting a second bob@example.com: EEXIST: already exists, "
+                              "SQLSTATE 23505\n"
+                              "user 2:\n"
+                              "  2 bob <bob@example.com>\n"
+                              "all 3 users:\n"
+                              "  1 alice <alice@example.com>\n"
+                              "  2 bob <bob@example.com>\n"
+                              "  3 carol <carol@example.com>\n");
+}
+
+EDDY_TEST(examples, db_transfer_commits_one_transfer_and_rolls_back_the_overdraft)
+{
+    need_postgres();
+    check_example("db_transfer",
+                  "before:\n"
+                  "  alice: 100\n"
+                  "  bob: 20\n"
+                  "transfer 30 alice -> bob: committed\n"
+                  "transfer 500 bob -> alice: rolled back, EREMOTEIO: the database server "
+                  "reported an error (its SQLSTATE: eddy_pg_error) (SQLSTATE 23514)\n"
+                  "after:\n"
+                  "  alice: 70\n"
+                  "  bob: 50\n");
+}
+
+EDDY_TEST(examples, db_pool_runs_twenty_queries_through_five_connections)
+{
+    need_postgres();
+    check_example("db_pool", "20 queries through a pool of at most 5 connections\n"
+                             "failed: 0, sum of results: 1900\n"
+                             "connections opened: 5, acquires: 20, in use now: 0\n");
 }
