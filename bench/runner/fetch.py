@@ -151,6 +151,9 @@ def run_client(cmd, timeout_s):
         res = json.loads(lines[-1])
     except (IndexError, ValueError):
         raise ServerError("no JSON result: " + " | ".join(text.strip().splitlines()[-3:]))
+    # One rps for every client: eddy-fetch rounds its own to 0.1.
+    if res.get("seconds"):
+        res["rps"] = res["requests"] / res["seconds"]
     res["wall_s"] = wall
     res["process_cpu_s"] = usage.ru_utime + usage.ru_stime
     # The Python peers report the CPU of their timed part (cpu_s): their
