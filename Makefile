@@ -144,7 +144,7 @@ $(shell mkdir -p $(BUILD) && { [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$(FLAG
 TEST_ARGS ?=
 
 .PHONY: all lib deps deps-test deps-bench bench-deps test test-build asan tsan tsan-run debug valgrind \
-        bench-build bench bench-smoke tools examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
+        bench-build bench bench-smoke bench-report bench-alloc-build tools examples check-aarch64 perf-check perf-baseline install uninstall format format-check clean help
 .DEFAULT_GOAL := all
 
 all: deps-bench lib tools examples bench-build
@@ -260,10 +260,19 @@ valgrind:
 bench-build: $(BENCH_BIN)
 	@if [ "$(VARIANT)" != release ]; then echo "benchmarks refuse a $(VARIANT) build"; exit 1; fi
 
-bench: bench-deps bench-build tools
-	bench/run $(SUITES)
+# make bench: every suite (SUITES= picks some), then results/REPORT.md, even
+# when a suite failed (the report says which); the exit status is bench/run's.
+# The alloc suite needs eddy built with each allocator: bench-alloc-build.
+bench: bench-deps bench-build tools bench-alloc-build
+	bench/run $(SUITES); rc=$$?; bench/report; exit $$rc
 bench-smoke: deps-bench bench-build tools
-	bench/run --smoke $(SUITES)
+	bench/run --smoke $(SUITES); rc=$$?; bench/report --smoke; exit $$rc
+bench-report:
+	bench/report
+bench-alloc-build:
+	@scripts/deps.sh build mimalloc libc bench
+	$(MAKE) ALLOC=mimalloc bench-build tools
+	$(MAKE) ALLOC=libc bench-build tools
 
 # The aarch64 switch, cross-built and run under qemu-user: the basics
 # example exercises spawn, join, cancel, timeouts and fd waits.
@@ -310,8 +319,10 @@ help:
 	@echo "make asan|debug      the test suite under that variant"
 	@echo "make tsan            the cross-thread cases under ThreadSanitizer (tests/tsan/)"
 	@echo "make valgrind        the test suite under valgrind"
-	@echo "make bench           every benchmark suite, writes results/"
-	@echo "make bench-smoke     the short benchmark pass"
+	@echo "make bench           every benchmark suite, writes results/ and results/REPORT.md"
+	@echo "make bench-smoke     the short benchmark pass (results/smoke/, with its REPORT.md)"
+	@echo "make bench-report    results/REPORT.md and results/plots/ from the committed results"
+	@echo "make bench-alloc-build  build/alloc-mimalloc and build/alloc-libc for the alloc suite"
 	@echo "make bench-deps      install the peers the suites compare against (nginx, h2o, aiohttp, wrk)"
 	@echo "make check-aarch64   cross-build for aarch64 and run the basics example under qemu"
 	@echo "make perf-check      instructions per operation vs results/instructions.json (fails on +5%)"

@@ -45,6 +45,14 @@ class Context:
         self.cpu = args.cpu
         self.out_dir = os.path.join(ROOT, "results", "smoke") if args.smoke else \
             os.path.join(ROOT, "results")
+        # Narrowed by the alloc suite, which reruns micro and serve per allocator.
+        self.reps = None           # repetitions (default: 1 when smoke, else 3)
+        self.peers = True          # micro: the asyncio peers
+        self.serve_cases = None    # serve: only these case names (idle: the idle case)
+        self.serve_impls = None    # serve: only these servers
+
+    def repetitions(self):
+        return self.reps or (1 if self.smoke else 3)
 
     def pin(self, cmd):
         """cmd pinned to the benchmark core with taskset (unpinned if missing)."""

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 from .common import DEBIAN_PYTHON, ROOT, SuiteError, SuiteResult, first_line, fmt, rel, row, say
 
@@ -120,13 +121,17 @@ def run(ctx):
         # Runs interleave the impls, so that a noisy moment of the machine
         # hits all of them instead of one.
         samples = {}
+        total, done, t0 = len(points) * runs * len(impls), 0, time.monotonic()
         for case, param, args in points:
             for r in range(runs):
                 for impl in impls:
                     nbytes, secs = files_run_one(command(impl, args))
                     mbps = nbytes / secs / 1e6
                     samples.setdefault((case, param, impl), []).append(mbps)
-                    say(f"files: {case}/{param} run {r + 1}/{runs} {impl:10s} {mbps:9.1f} MB/s")
+                    done += 1
+                    left = (time.monotonic() - t0) / done * (total - done)
+                    say(f"files: [{done}/{total}] {case}/{param} run {r + 1}/{runs} {impl:10s} "
+                        f"{mbps:9.1f} MB/s; ~{left:.0f} s left")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -150,7 +150,7 @@ def run_asyncio_peers(ctx, names):
     if not os.access(PEER_PYTHON, os.X_OK):
         say(f"micro: asyncio peers skipped: {PEER_PYTHON} is missing (Debian's python3)")
         return [], [], {"skipped": f"{PEER_PYTHON} is missing"}, None
-    reps = 1 if ctx.smoke else 3
+    reps = ctx.repetitions()
     rows, commands, failures = [], [], []
     info = {"python": PEER_PYTHON, "python_version": first_line([PEER_PYTHON, "--version"])}
     for loop, impl in PEER_LOOPS:
@@ -267,7 +267,7 @@ def run(ctx):
     names = [l for l in listed.stdout.splitlines() if l.strip()]
     if not names:
         raise SuiteError("no benchmark matches the filter")
-    reps = 1 if ctx.smoke else 3
+    reps = ctx.repetitions()
     cmd = base + ["--benchmark_format=json", f"--benchmark_repetitions={reps}", "--eddy_progress"]
     if ctx.smoke:
         cmd.append("--benchmark_min_time=0.05")
@@ -277,7 +277,9 @@ def run(ctx):
     data = run_benchmark_binary(ctx, cmd, names, timeout_s=900 if ctx.smoke else 3600)
     rows, errors, context = gbench_rows(data)
 
-    peer_rows, peer_commands, peer_info, peer_failure = run_asyncio_peers(ctx, names)
+    peer_rows, peer_commands, peer_info, peer_failure = [], [], {}, None
+    if ctx.peers:
+        peer_rows, peer_commands, peer_info, peer_failure = run_asyncio_peers(ctx, names)
     rows = group_by_case(rows + peer_rows + speedup_rows(rows + peer_rows))
     if peer_commands:
         shown = "; ".join([shown] + peer_commands)

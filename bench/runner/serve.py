@@ -175,6 +175,12 @@ def run(ctx):
     if not shutil.which("wrk"):
         raise SuiteError("wrk is not installed (Debian: wrk; `make deps-bench`)")
     plan = serve_plan(ctx.smoke)
+    if ctx.reps:
+        plan["runs"] = ctx.reps
+    if ctx.serve_cases is not None:
+        plan["points"] = [pt for pt in plan["points"] if pt[0] in ctx.serve_cases]
+    plan["runs_idle"] = plan["runs"] if ctx.serve_cases is None or "idle" in ctx.serve_cases \
+        else 0
     allowed = sorted(os.sched_getaffinity(0))
     load_cpu = ctx.cpu
     others = [c for c in allowed if c != load_cpu]
@@ -199,8 +205,8 @@ def run(ctx):
     os.chmod(scratch, 0o755)
     servers, missing = serve_servers(ctx, server_cpu, scratch)
     only = os.environ.get("BENCH_SERVE_IMPLS")
-    if only:
-        keep = set(only.split(","))
+    if only or ctx.serve_impls:
+        keep = set(ctx.serve_impls or only.split(","))
         servers = [s for s in servers if s.impl in keep]
         missing = {k: v for k, v in missing.items() if k in keep}
     for impl, why in missing.items():
@@ -224,9 +230,9 @@ def run(ctx):
                              + "; ".join(f"{k}: {v}" for k, v in missing.items()))
         per_run = plan["seconds"] + 0.5
         idle_run = plan["seconds"] + plan["warmup"] + 3.0 + n_idle / 4000
-        total = len(plan["points"]) * plan["runs"] * len(live) + plan["runs"] * len(live)
-        left_s = (len(plan["points"]) * per_run + idle_run) * plan["runs"] * len(live) + \
-            plan["warmup"] * len(live)
+        total = (len(plan["points"]) * plan["runs"] + plan["runs_idle"]) * len(live)
+        left_s = (len(plan["points"]) * per_run * plan["runs"] + idle_run * plan["runs_idle"]) * \
+            len(live) + plan["warmup"] * len(live)
         say(f"serve: {len(live)} server(s) on cpu {server_cpu}, wrk -t1 on cpu {load_cpu}; "
             f"{total} runs of {plan['seconds']} s, about {left_s / 60:.1f} min")
         if plan["warmup"]:
@@ -273,7 +279,7 @@ def run(ctx):
                         drop(srv, e)
                         continue
                     record(case, conns, srv, run, res)
-        for run in range(plan["runs"]):
+        for run in range(plan["runs_idle"]):
             for srv in live:
                 if srv.impl in missing:
                     continue

@@ -3,10 +3,11 @@
 Each module has run(ctx) -> SuiteResult and may have summary(result),
 which prints the figures after the files are written. A name mapped to
 None is a suite that is planned but not written yet (bench/run reports it
-as missing). Adding a suite means writing bench/runner/NAME.py and
-putting it here.
+as missing). alloc runs micro and serve again per allocator, so it comes
+last. Adding a suite means writing bench/runner/NAME.py and putting it
+here.
 """
-from . import cpu, db, fetch, files, micro, serve
+from . import alloc, cpu, db, fetch, files, micro, serve
 
 SUITES = {
     "micro": micro,
@@ -15,4 +16,5 @@ SUITES = {
     "files": files,
     "cpu": cpu,
     "db": db,
+    "alloc": alloc,
 }
