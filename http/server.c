@@ -9,8 +9,9 @@
  * and go on while keep-alive holds. Pipelined requests already in the read
  * buffer are parsed without a read and their responses accumulate in the
  * write buffer; the flush before the next wait sends them in one write.
- * Per plaintext request that is one read, one write and, when the client
- * waits for the answer, one EAGAIN read before the task parks in epoll.
+ * Per plaintext request that is one read and one write: the read that
+ * took the request was short, so the stream parks on the fd's readiness
+ * instead of reading again to find EAGAIN (io/stream.c).
  */
 #include "http/internal.h"
 

@@ -13,6 +13,15 @@
  * read_line only consume on success, and read_exactly puts the bytes it
  * gathered back in front of the buffer (unread) before it returns an error.
  *
+ * Drained reads: on a byte stream (a TCP or Unix stream socket, a pipe) a
+ * read that returns fewer bytes than asked emptied the kernel's buffer, so
+ * the stream marks the fd drained (eddy_fd_mark_drained) and its next read
+ * first waits for readiness (eddy_fd_wait_ready): it parks at once when no
+ * edge came since, instead of making a read that would only say EAGAIN.
+ * For a request/response peer that saves one syscall per exchange. The
+ * wait comes before the buffer is allocated, so a stream whose buffers
+ * were released (eddy_stream_release_buffers) holds none while it waits.
+ *
  * Write buffer: wbuf[0, wlen) with capacity wcap, the high-water mark.
  * A write that fits is copied and returns without a syscall; one that does
  * not goes out with a single writev of the buffered bytes and the new ones,
@@ -48,6 +57,8 @@ struct eddy_stream {
     int fd;
     bool own_fd;
     bool is_socket;
+    bool byte_stream; /* a short read means drained (io/internal.h) */
+    bool drained;     /* the last read was short: wait for an edge first */
     bool eof;
     int write_error; /* first write error, sticky */
     char *rbuf;
@@ -70,7 +81,9 @@ EDDY_API int eddy_stream_open(int fd, const struct eddy_stream_opts *opts, struc
         return -ENOMEM;
     s->fd = fd;
     s->own_fd = o.own_fd;
-    s->is_socket = eddy__fd_is_socket(fd);
+    unsigned kind = eddy__fd_kind(fd);
+    s->is_socket = (kind & EDDY__FD_SOCKET) != 0;
+    s->byte_stream = (kind & EDDY__FD_BYTE_STREAM) != 0;
     s->rinit = o.read_buffer_bytes ? o.read_buffer_bytes : DEFAULT_READ_BYTES;
     s->wcap = o.write_buffer_bytes ? o.write_buffer_bytes : DEFAULT_WRITE_BYTES;
     *out = s;
@@ -141,6 +154,21 @@ EDDY_API bool eddy_stream_is_eof(const struct eddy_stream *s)
     return s->eof;
 }
 
+EDDY_API void eddy_stream_release_buffers(struct eddy_stream *s)
+{
+    if (!s)
+        return;
+    if (s->rbuf && buffered(s) == 0) {
+        eddy__free(s->rbuf);
+        s->rbuf = NULL;
+        s->rcap = s->rstart = s->rend = 0;
+    }
+    if (s->wbuf && s->wlen == 0) {
+        eddy__free(s->wbuf);
+        s->wbuf = NULL;
+    }
+}
+
 /* Makes room for at least `want` bytes after the buffered ones. */
 static int reserve(struct eddy_stream *s, size_t want)
 {
@@ -172,6 +200,41 @@ static int reserve(struct eddy_stream *s, size_t want)
     return 0;
 }
 
+/* Before a read: after a drained one, waits for an edge. */
+static int read_wait(struct eddy_stream *s)
+{
+    if (!s->drained)
+        return 0;
+    int rc = eddy_fd_wait_ready(s->fd, EDDY_FD_READ);
+    if (rc < 0)
+        return rc; /* still drained: the next read waits again */
+    s->drained = false;
+    return 0;
+}
+
+/* One read of at most len bytes into buf (after read_wait). */
+static ssize_t read_once(struct eddy_stream *s, void *buf, size_t len)
+{
+    ssize_t n = eddy_fd_read(s->fd, buf, len);
+    if (n > 0 && (size_t)n < len && s->byte_stream) {
+        /* No suspension since the read: the clear cannot hide an edge. */
+        eddy_fd_mark_drained(s->fd, EDDY_FD_READ);
+        s->drained = true;
+    } else if (n == 0) {
+        s->eof = true;
+    }
+    return n;
+}
+
+/* A read straight into the caller's memory. */
+static ssize_t read_direct_once(struct eddy_stream *s, void *buf, size_t len)
+{
+    int rc = read_wait(s);
+    if (rc < 0)
+        return rc;
+    return read_once(s, buf, len);
+}
+
 EDDY_API ssize_t eddy_stream_fill(struct eddy_stream *s, size_t max_bytes)
 {
     if (!s || max_bytes == 0)
@@ -179,6 +242,9 @@ EDDY_API ssize_t eddy_stream_fill(struct eddy_stream *s, size_t max_bytes)
     size_t have = buffered(s);
     if (have >= max_bytes)
         return -EMSGSIZE;
+    int wrc = read_wait(s);
+    if (wrc < 0)
+        return wrc;
     /* Room for one read's worth, never more than max_bytes buffered. */
     size_t want = s->rcap > have ? s->rcap - have : s->rinit;
     if (want > max_bytes - have)
@@ -189,11 +255,9 @@ EDDY_API ssize_t eddy_stream_fill(struct eddy_stream *s, size_t max_bytes)
     size_t room = s->rcap - s->rend;
     if (room > max_bytes - have)
         room = max_bytes - have;
-    ssize_t n = eddy_fd_read(s->fd, s->rbuf + s->rend, room);
+    ssize_t n = read_once(s, s->rbuf + s->rend, room);
     if (n > 0)
         s->rend += (size_t)n;
-    else if (n == 0)
-        s->eof = true;
     return n;
 }
 
@@ -229,12 +293,8 @@ EDDY_API ssize_t eddy_stream_read_some(struct eddy_stream *s, void *buf, size_t 
         return 0;
     if (len > SSIZE_MAX)
         len = SSIZE_MAX;
-    if (read_direct(s, len)) {
-        ssize_t n = eddy_fd_read(s->fd, buf, len);
-        if (n == 0)
-            s->eof = true;
-        return n;
-    }
+    if (read_direct(s, len))
+        return read_direct_once(s, buf, len);
     ssize_t n = eddy_stream_fill(s, SIZE_MAX);
     if (n <= 0)
         return n;
@@ -268,9 +328,7 @@ EDDY_API ssize_t eddy_stream_read_exactly(struct eddy_stream *s, void *buf, size
         if (s->eof) {
             n = 0;
         } else if (read_direct(s, len - got)) {
-            n = eddy_fd_read(s->fd, p + got, len - got);
-            if (n == 0)
-                s->eof = true;
+            n = read_direct_once(s, p + got, len - got);
         } else {
             n = eddy_stream_fill(s, SIZE_MAX);
             if (n > 0)

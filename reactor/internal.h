@@ -33,6 +33,7 @@ enum {
     EDDY__EV_READ = 1u,
     EDDY__EV_WRITE = 2u,
     EDDY__EV_ERROR = 4u, /* error or hangup: wake every waiter */
+    EDDY__EV_RDHUP = 8u, /* the peer shut down its writing side (with READ) */
 };
 
 struct eddy__poller {
@@ -117,6 +118,12 @@ struct eddy_task {
 struct eddy__fd_slot {
     struct eddy__list waiters;
     bool registered;
+    /* EDDY_FD_READ / EDDY_FD_WRITE: an edge arrived since the fd was last
+     * seen drained in that direction (reactor/fd.c). */
+    uint8_t ready;
+    /* The directions no drain can clear any more: READ after the peer's
+     * FIN, both after an error or hangup. Both reset when the fd leaves. */
+    uint8_t sticky;
 };
 
 #define EDDY__FD_CHUNK 1024

@@ -448,6 +448,35 @@ EDDY_TEST(http_server, an_idle_connection_is_closed_after_the_idle_timeout)
     ht_stop(&s);
 }
 
+/* Far below the idle timeout of the test below: the close follows the FIN. */
+#define FIN_CLOSE_MAX_MS 2000
+
+EDDY_TEST(http_server, a_request_whose_fin_came_with_it_is_answered_and_closed_at_once)
+{
+    struct ht_server s = {0};
+    s.opts.idle_timeout_ns = 30 * EDDY_NS_PER_SEC;
+    ht_start(&s, routes, NULL);
+    for (int i = 0; i < 20; i++) {
+        int fd = ht_connect(s.port);
+        const char req[] = "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+        /* Request and FIN leave together, so the server's read that takes
+         * the request is short with the FIN already in: the stream must
+         * not wait for an edge that will never come. */
+        ht_send(fd, req, sizeof(req) - 1);
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        int64_t t0 = eddy_now_ns();
+        size_t len;
+        char *r = ht_read_all(fd, &len);
+        int64_t ms = (eddy_now_ns() - t0) / EDDY_NS_PER_MS;
+        cr_expect_eq(ht_status(r), 200, "%s", r);
+        cr_expect(strstr(r, "Hello, World!"));
+        cr_expect_lt(ms, FIN_CLOSE_MAX_MS, "closed after %lld ms", (long long)ms);
+        free(r);
+        close(fd);
+    }
+    ht_stop(&s);
+}
+
 EDDY_TEST(http_server, a_slow_head_is_answered_408_after_the_header_timeout)
 {
     struct ht_server s = {0};
