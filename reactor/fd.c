@@ -34,12 +34,22 @@
 #include <errno.h>
 #include <unistd.h>
 
-static struct eddy__fd_slot *slot_get(struct eddy_loop *loop, int fd, bool create)
+/* The slot of fd, or NULL when its chunk does not exist yet. */
+static inline struct eddy__fd_slot *slot_find(struct eddy_loop *loop, int fd)
+{
+    size_t chunk = (size_t)fd / EDDY__FD_CHUNK;
+    if (chunk >= loop->fd_nchunks)
+        return NULL;
+    struct eddy__fd_slot *slots = loop->fd_chunks[chunk];
+    return slots ? &slots[(size_t)fd % EDDY__FD_CHUNK] : NULL;
+}
+
+/* Grows the table so that fd has a slot. Out of the hot path (every call
+ * above looks a slot up once or twice per request). */
+static __attribute__((noinline)) struct eddy__fd_slot *slot_create(struct eddy_loop *loop, int fd)
 {
     size_t chunk = (size_t)fd / EDDY__FD_CHUNK;
     if (chunk >= loop->fd_nchunks) {
-        if (!create)
-            return NULL;
         size_t n = loop->fd_nchunks ? loop->fd_nchunks : 4;
         while (n <= chunk)
             n *= 2;
@@ -53,8 +63,6 @@ static struct eddy__fd_slot *slot_get(struct eddy_loop *loop, int fd, bool creat
     }
     struct eddy__fd_slot *slots = loop->fd_chunks[chunk];
     if (!slots) {
-        if (!create)
-            return NULL;
         slots = eddy__malloc(EDDY__FD_CHUNK * sizeof(*slots));
         if (!slots)
             return NULL;
@@ -67,6 +75,14 @@ static struct eddy__fd_slot *slot_get(struct eddy_loop *loop, int fd, bool creat
         loop->fd_chunks[chunk] = slots;
     }
     return &slots[(size_t)fd % EDDY__FD_CHUNK];
+}
+
+static inline struct eddy__fd_slot *slot_get(struct eddy_loop *loop, int fd, bool create)
+{
+    struct eddy__fd_slot *slot = slot_find(loop, fd);
+    if (EDDY_UNLIKELY(!slot) && create)
+        slot = slot_create(loop, fd);
+    return slot;
 }
 
 void eddy__fd_table_fini(struct eddy_loop *loop)
