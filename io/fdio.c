@@ -102,8 +102,15 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
     for (;;) {
         ssize_t n;
         if (is_socket) {
-            struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-            n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            /* One buffer (a stream's flush, most often) goes by send: the
+             * kernel then copies no msghdr and no iovec array. */
+            if (iovcnt == 1) {
+                n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            } else {
+                struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+                                     .msg_iovlen = (size_t)iovcnt};
+                n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            }
             if (n < 0 && errno == ENOTSOCK) {
                 /* A guess that did not hold: write as to a pipe. */
                 is_socket = false;
