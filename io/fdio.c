@@ -107,8 +107,7 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
             if (iovcnt == 1) {
                 n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
             } else {
-                struct msghdr msg = {.msg_iov = (struct iovec *)iov,
-                                     .msg_iovlen = (size_t)iovcnt};
+                struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
                 n = sendmsg(fd, &msg, MSG_NOSIGNAL);
             }
             if (n < 0 && errno == ENOTSOCK) {

@@ -106,6 +106,7 @@ struct eddy_task {
     /* Earliest deadline of the enclosing scopes, counting only those
      * entered after the innermost shield (NEVER right inside a shield). */
     int64_t deadline;
+    int64_t park_deadline;      /* the current park's, for the lazy timer */
     struct eddy_timeout *scope; /* innermost timeout scope or shield */
     struct eddy_task *joiner;
     int64_t slice_start_ns; /* EDDY_DEBUG: when it last started running */
