@@ -244,6 +244,7 @@ EDDY_TEST(http_server, keep_alive_serves_several_requests_on_one_connection)
         char buf[1024];
         size_t n = 1;
         buf[0] = 'H';
+        buf[1] = 0;
         while (!strstr(buf, "Hello, World!")) {
             ssize_t m = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
             cr_assert_gt(m, 0);

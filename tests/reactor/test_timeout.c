@@ -813,8 +813,10 @@ EDDY_TEST(shield, exit_out_of_order_and_other_misuse_return_einval)
 
 /* ---- the lazy park timer: a wake leaves it armed ---------------------------------- */
 
-#define LAZY_SHORT_MS 20
-#define LAZY_LONG_MS 80
+/* The first park's scope and the second's: the first must outlast a 2 ms
+ * poke, also under Valgrind. */
+#define LAZY_SHORT_MS (eddy_test_under_valgrind() ? 1000 : 20)
+#define LAZY_LONG_MS (4 * LAZY_SHORT_MS)
 
 struct lazy {
     int fds[2];
@@ -839,7 +841,7 @@ static intptr_t lazy_longer_park(void *arg)
     struct eddy_task *p;
     cr_assert_eq(eddy_task_spawn(lazy_poke, lz, NULL, &p), 0);
     struct eddy_timeout scope;
-    eddy_timeout_enter(&scope, LAZY_SHORT_MS * EDDY_NS_PER_MS);
+    eddy_timeout_enter(&scope, (int64_t)LAZY_SHORT_MS * EDDY_NS_PER_MS);
     lz->rc_first = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
     cr_assert_eq(eddy_timeout_exit(&scope), 0);
     cr_assert_eq(eddy_task_join(p, NULL), 0);
@@ -847,7 +849,7 @@ static intptr_t lazy_longer_park(void *arg)
     cr_assert_eq(read(lz->fds[0], &c, 1), 1);
     /* A second park under a longer scope must not end at the stale timer. */
     int64_t t0 = eddy_now_ns();
-    eddy_timeout_enter(&scope, LAZY_LONG_MS * EDDY_NS_PER_MS);
+    eddy_timeout_enter(&scope, (int64_t)LAZY_LONG_MS * EDDY_NS_PER_MS);
     lz->rc_second = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
     eddy_timeout_exit(&scope);
     lz->woke_ms = (eddy_now_ns() - t0) / EDDY_NS_PER_MS;
@@ -882,7 +884,7 @@ static intptr_t lazy_no_deadline(void *arg)
     struct eddy_task *p;
     cr_assert_eq(eddy_task_spawn(lazy_poke, lz, NULL, &p), 0);
     struct eddy_timeout scope;
-    eddy_timeout_enter(&scope, LAZY_SHORT_MS * EDDY_NS_PER_MS);
+    eddy_timeout_enter(&scope, (int64_t)LAZY_SHORT_MS * EDDY_NS_PER_MS);
     lz->rc_first = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
     cr_assert_eq(eddy_timeout_exit(&scope), 0);
     cr_assert_eq(eddy_task_join(p, NULL), 0);
