@@ -204,6 +204,9 @@ int eddy__http_scan_force(const char *name);
 
 /* Header fields a request may carry (more is 431). */
 #define EDDY__HTTP_MAX_HEADERS 100
+/* Write buffer (high-water mark) of a connection's stream: 16 pipelined
+ * small responses fit. Larger writes go out directly. */
+#define EDDY__HTTP_CONN_WRITE_BYTES (16u * 1024)
 /* Bytes of extra response headers a handler may set. */
 #define EDDY__HTTP_EXTRA_HEADER_BYTES 4096
 
@@ -218,6 +221,7 @@ struct eddy__http_route {
 struct eddy_http_server {
     struct eddy_http_server_opts opts;
     char *server_name;
+    size_t server_name_len;
     struct eddy__list routes;
     int listen_fd;
     bool serving;
@@ -227,6 +231,10 @@ struct eddy_http_server {
     struct eddy_waitq slot_wait;  /* the acceptor, while max_connections are open */
     struct eddy_waitq drain_wait; /* serve, waiting for the last connection */
     struct eddy_http_server_stats stats;
+    /* Exchanges of finished requests, for the next ones (LIFO, so the
+     * hottest memory is reused); at most EXCHANGE_CACHE_MAX. */
+    struct eddy_http_exchange *free_exchanges;
+    size_t nfree_exchanges;
 };
 
 enum eddy__http_resp_state {
@@ -258,9 +266,16 @@ struct eddy_http_exchange {
     unsigned status;
     bool close_after; /* Connection: close on the response */
     size_t extra_len;
-    char extra[EDDY__HTTP_EXTRA_HEADER_BYTES];
+    /* From here on, kept while the exchange waits in the server's cache
+     * (exchange_init zeroes only what comes before). */
+    char *extra; /* EDDY__HTTP_EXTRA_HEADER_BYTES, allocated by the first set_header */
+    struct eddy_http_exchange *next_free;
+    struct eddy_http_header headers[EDDY__HTTP_MAX_HEADERS];
 };
 
+/* A connection holds no exchange while it waits for a request: an idle
+ * keep-alive connection is this struct, its stream (buffers released) and
+ * its parked task. */
 struct eddy__http_conn {
     struct eddy__list link;
     struct eddy_http_server *srv;
@@ -268,7 +283,6 @@ struct eddy__http_conn {
     struct eddy_task *task;
     bool idle; /* waiting for a request's first byte: a stop closes it */
     struct eddy_addr peer;
-    struct eddy_http_header headers[EDDY__HTTP_MAX_HEADERS];
 };
 
 /* router.c: finds the route for ex->req and fills ex->params. Returns 0,

@@ -143,8 +143,14 @@ static void put_u64(struct head *h, uint64_t v)
     put(h, tmp + sizeof(tmp) - n, n);
 }
 
-/* Room for the fixed part of a head, beside the extra headers. */
+/* The stack buffer of a head's fixed part (the handler's extra headers go
+ * out as their own iovec). A long server name or content type takes a heap
+ * buffer instead: a connection's stack stays small (one page when idle). */
 #define HEAD_FIXED_BYTES 512
+/* A head's fixed part but the server name and the content type: status
+ * line with the longest reason, Server, Date, Content-Type, Content-Length
+ * or Transfer-Encoding, Connection, and the final CRLF. */
+#define HEAD_LITERAL_BYTES 256
 
 enum framing {
     FRAME_LENGTH,
@@ -159,7 +165,8 @@ static bool keeps_alive(const struct eddy_http_exchange *ex)
 }
 
 static size_t build_head(struct eddy_http_exchange *ex, char *buf, size_t cap, unsigned status,
-                         const char *content_type, enum framing framing, uint64_t length)
+                         const char *content_type, size_t content_type_len, enum framing framing,
+                         uint64_t length)
 {
     struct eddy_http_server *srv = ex->conn->srv;
     struct head h = {buf, buf + cap};
@@ -168,9 +175,9 @@ static size_t build_head(struct eddy_http_exchange *ex, char *buf, size_t cap, u
     PUT_LIT(&h, " ");
     put_str(&h, eddy_http_status_reason(status));
     PUT_LIT(&h, "\r\n");
-    if (srv->server_name[0]) {
+    if (srv->server_name_len) {
         PUT_LIT(&h, "Server: ");
-        put_str(&h, srv->server_name);
+        put(&h, srv->server_name, srv->server_name_len);
         PUT_LIT(&h, "\r\n");
     }
     PUT_LIT(&h, "Date: ");
@@ -178,7 +185,7 @@ static size_t build_head(struct eddy_http_exchange *ex, char *buf, size_t cap, u
     PUT_LIT(&h, "\r\n");
     if (content_type) {
         PUT_LIT(&h, "Content-Type: ");
-        put_str(&h, content_type);
+        put(&h, content_type, content_type_len);
         PUT_LIT(&h, "\r\n");
     }
     if (framing == FRAME_LENGTH) {
@@ -194,14 +201,27 @@ static size_t build_head(struct eddy_http_exchange *ex, char *buf, size_t cap, u
     } else if (ex->req.version_minor == 0) {
         PUT_LIT(&h, "Connection: keep-alive\r\n");
     }
-    put(&h, ex->extra, ex->extra_len);
-    PUT_LIT(&h, "\r\n");
+    if (ex->extra_len == 0)
+        PUT_LIT(&h, "\r\n");
     assert(h.p <= h.end);
     return (size_t)(h.p - buf);
 }
 
 int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n)
 {
+    size_t total = eddy_stream_write_buffered(ex->conn->stream);
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total <= EDDY__HTTP_CONN_WRITE_BYTES) {
+        /* It fits the write buffer: a copy that cannot park, so no timeout
+         * scope (whose enter and exit cost more than the copy). */
+        ssize_t rc = eddy_stream_writev(ex->conn->stream, iov, n);
+        if (rc < 0) {
+            ex->close_after = true;
+            return (int)rc;
+        }
+        return 0;
+    }
     struct eddy_timeout scope;
     eddy_timeout_enter(&scope, ex->conn->srv->opts.write_timeout_ns);
     ssize_t rc = eddy_stream_writev(ex->conn->stream, iov, n);
@@ -211,6 +231,41 @@ int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n)
         return (int)rc;
     }
     return 0;
+}
+
+/* Writes a head, then body[0, body_len) when body is not NULL. The
+ * handler's extra headers and the head's last CRLF follow the fixed part
+ * as iovecs of their own. */
+static int write_head(struct eddy_http_exchange *ex, unsigned status, const char *content_type,
+                      enum framing framing, uint64_t length, const void *body, size_t body_len)
+{
+    char small[HEAD_FIXED_BYTES];
+    char *buf = small;
+    size_t content_type_len = content_type ? strlen(content_type) : 0;
+    size_t need = HEAD_LITERAL_BYTES + ex->conn->srv->server_name_len + content_type_len;
+    if (need > sizeof(small)) {
+        buf = eddy__malloc(need);
+        if (!buf) {
+            ex->close_after = true;
+            return -ENOMEM;
+        }
+    } else {
+        need = sizeof(small);
+    }
+    size_t head_len =
+        build_head(ex, buf, need, status, content_type, content_type_len, framing, length);
+    struct iovec iov[4] = {{buf, head_len}};
+    int n = 1;
+    if (ex->extra_len) {
+        iov[n++] = (struct iovec){ex->extra, ex->extra_len};
+        iov[n++] = (struct iovec){(void *)"\r\n", 2};
+    }
+    if (body)
+        iov[n++] = (struct iovec){(void *)body, body_len};
+    int rc = eddy__http_write(ex, iov, n);
+    if (buf != small)
+        eddy__free(buf);
+    return rc;
 }
 
 static bool has_no_body(unsigned status)
@@ -237,12 +292,9 @@ EDDY_API int eddy_http_respond(struct eddy_http_exchange *ex, unsigned status,
     ex->resp_state = EDDY__RESP_DONE;
     count_status(ex, status);
     bool no_body = has_no_body(status);
-    char head[HEAD_FIXED_BYTES + EDDY__HTTP_EXTRA_HEADER_BYTES];
-    size_t head_len = build_head(ex, head, sizeof(head), status, no_body ? NULL : content_type,
-                                 no_body ? FRAME_NONE : FRAME_LENGTH, len);
-    struct iovec iov[2] = {{head, head_len}, {(void *)body, len}};
     bool send_body = !no_body && ex->req.method != EDDY_HTTP_HEAD && len > 0;
-    return eddy__http_write(ex, iov, send_body ? 2 : 1);
+    return write_head(ex, status, no_body ? NULL : content_type,
+                      no_body ? FRAME_NONE : FRAME_LENGTH, len, send_body ? body : NULL, len);
 }
 
 int eddy__http_respond_head(struct eddy_http_exchange *ex, unsigned status,
@@ -252,11 +304,8 @@ int eddy__http_respond_head(struct eddy_http_exchange *ex, unsigned status,
         return -EALREADY;
     ex->resp_state = EDDY__RESP_DONE;
     count_status(ex, status);
-    char head[HEAD_FIXED_BYTES + EDDY__HTTP_EXTRA_HEADER_BYTES];
-    size_t head_len = build_head(ex, head, sizeof(head), status, content_type,
-                                 has_no_body(status) ? FRAME_NONE : FRAME_LENGTH, length);
-    struct iovec iov = {head, head_len};
-    return eddy__http_write(ex, &iov, 1);
+    return write_head(ex, status, content_type, has_no_body(status) ? FRAME_NONE : FRAME_LENGTH,
+                      length, NULL, 0);
 }
 
 EDDY_API int eddy_http_respond_json(struct eddy_http_exchange *ex, unsigned status,
@@ -278,11 +327,7 @@ EDDY_API int eddy_http_stream_begin(struct eddy_http_exchange *ex, unsigned stat
     if (!chunked)
         ex->close_after = true;
     ex->resp_state = ex->req.method == EDDY_HTTP_HEAD ? EDDY__RESP_DONE : EDDY__RESP_STREAMING;
-    char head[HEAD_FIXED_BYTES + EDDY__HTTP_EXTRA_HEADER_BYTES];
-    size_t head_len = build_head(ex, head, sizeof(head), status, content_type,
-                                 chunked ? FRAME_CHUNKED : FRAME_NONE, 0);
-    struct iovec iov = {head, head_len};
-    int rc = eddy__http_write(ex, &iov, 1);
+    int rc = write_head(ex, status, content_type, chunked ? FRAME_CHUNKED : FRAME_NONE, 0, NULL, 0);
     if (rc == 0)
         rc = eddy_stream_flush(ex->conn->stream);
     return rc;
@@ -342,8 +387,13 @@ EDDY_API int eddy_http_set_header(struct eddy_http_exchange *ex, const char *nam
         name_is(name, "Date") || name_is(name, "Connection"))
         return -EINVAL;
     size_t nl = strlen(name), vl = strlen(value);
-    if (ex->extra_len + nl + vl + 4 > sizeof(ex->extra))
+    if (ex->extra_len + nl + vl + 4 > EDDY__HTTP_EXTRA_HEADER_BYTES)
         return -ENOSPC;
+    if (!ex->extra) {
+        ex->extra = eddy__malloc(EDDY__HTTP_EXTRA_HEADER_BYTES);
+        if (!ex->extra)
+            return -ENOMEM;
+    }
     char *p = ex->extra + ex->extra_len;
     memcpy(p, name, nl);
     memcpy(p + nl, ": ", 2);

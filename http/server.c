@@ -9,8 +9,9 @@
  * and go on while keep-alive holds. Pipelined requests already in the read
  * buffer are parsed without a read and their responses accumulate in the
  * write buffer; the flush before the next wait sends them in one write.
- * Per plaintext request that is one read, one write and, when the client
- * waits for the answer, one EAGAIN read before the task parks in epoll.
+ * Per plaintext request that is one read and one write: the read that
+ * took the request was short, so the stream parks on the fd's readiness
+ * instead of reading again to find EAGAIN (io/stream.c).
  */
 #include "http/internal.h"
 
@@ -32,6 +33,8 @@
 #define ACCEPT_ERROR_PAUSE_NS (10 * EDDY_NS_PER_MS)
 /* Read buffer of a connection: a browser's request head fits. */
 #define CONN_READ_BUFFER_BYTES (4u * 1024)
+/* Exchanges kept for reuse by a server, beyond the requests in flight. */
+#define EXCHANGE_CACHE_MAX 64
 
 EDDY_API int eddy_http_server_create(const struct eddy_http_server_opts *opts,
                                      struct eddy_http_server **out)
@@ -78,6 +81,7 @@ EDDY_API int eddy_http_server_create(const struct eddy_http_server_opts *opts,
         return rc;
     }
     o->server_name = srv->server_name;
+    srv->server_name_len = strlen(srv->server_name);
     eddy__list_init(&srv->routes);
     eddy__list_init(&srv->conns);
     eddy_waitq_init(&srv->slot_wait);
@@ -102,6 +106,12 @@ EDDY_API int eddy_http_server_destroy(struct eddy_http_server *srv)
     }
     if (srv->listen_fd >= 0)
         eddy_fd_close(srv->listen_fd);
+    while (srv->free_exchanges) {
+        struct eddy_http_exchange *ex = srv->free_exchanges;
+        srv->free_exchanges = ex->next_free;
+        eddy__free(ex->extra);
+        eddy__free(ex);
+    }
     free(srv->server_name);
     eddy__free(srv);
     return 0;
@@ -227,26 +237,44 @@ static ssize_t read_more(struct eddy__http_conn *c, int64_t timeout_ns, size_t m
     return n;
 }
 
-/* Reads and parses the next request head into ex. Returns its length; 0
- * when the connection should close quietly; < 0 after answering an error. */
+/* Waits, idle, for the first byte of the next request: flushes the
+ * responses so far and releases the stream's buffers first, so an idle
+ * connection holds none (as nginx's keep-alive state). Returns true when
+ * request bytes are buffered, false when the connection should close
+ * (closed, idle timeout, reset, stop). */
+static bool wait_request(struct eddy__http_conn *c)
+{
+    struct eddy_http_server *srv = c->srv;
+    const char *data;
+    if (eddy_stream_peek(c->stream, &data) > 0)
+        return true; /* pipelined */
+    if (srv->stopping)
+        return false;
+    int rc = eddy_stream_flush(c->stream);
+    if (rc < 0)
+        return false;
+    eddy_stream_release_buffers(c->stream);
+    c->idle = true;
+    struct eddy_timeout scope;
+    eddy_timeout_enter(&scope, srv->opts.idle_timeout_ns);
+    ssize_t n = eddy_stream_fill(c->stream, srv->opts.limits.max_header_bytes + 1);
+    eddy_timeout_exit(&scope);
+    c->idle = false;
+    return n > 0;
+}
+
+/* Parses the next request head into ex, reading more while it is
+ * incomplete. Returns its length; 0 when the connection should close
+ * quietly; < 0 after answering an error. */
 static int read_head(struct eddy__http_conn *c, struct eddy_http_exchange *ex)
 {
     struct eddy_http_server *srv = c->srv;
     const struct eddy_http_limits *lim = &srv->opts.limits;
-    const char *data;
-    if (eddy_stream_peek(c->stream, &data) == 0) {
-        if (srv->stopping)
-            return 0;
-        c->idle = true;
-        ssize_t n = read_more(c, srv->opts.idle_timeout_ns, lim->max_header_bytes + 1);
-        c->idle = false;
-        if (n <= 0)
-            return 0; /* closed, idle timeout, reset, stop */
-    }
     int64_t deadline = eddy_now_ns() + srv->opts.header_timeout_ns;
     for (;;) {
+        const char *data;
         size_t len = eddy_stream_peek(c->stream, &data);
-        int rc = eddy_http_parse_request(data, len, &ex->req, c->headers, lim->max_headers, lim);
+        int rc = eddy_http_parse_request(data, len, &ex->req, ex->headers, lim->max_headers, lim);
         if (rc > 0)
             return rc;
         if (rc == -EBADMSG) {
@@ -271,47 +299,90 @@ static int read_head(struct eddy__http_conn *c, struct eddy_http_exchange *ex)
     }
 }
 
+/* An exchange for the next request: the server's last released one, or a
+ * new one. NULL when memory ran out. */
+static struct eddy_http_exchange *exchange_acquire(struct eddy_http_server *srv)
+{
+    struct eddy_http_exchange *ex = srv->free_exchanges;
+    if (ex) {
+        srv->free_exchanges = ex->next_free;
+        srv->nfree_exchanges--;
+        return ex;
+    }
+    ex = eddy__malloc(sizeof(*ex));
+    if (ex)
+        ex->extra = NULL;
+    return ex;
+}
+
+static void exchange_release(struct eddy_http_server *srv, struct eddy_http_exchange *ex)
+{
+    if (srv->nfree_exchanges >= EXCHANGE_CACHE_MAX) {
+        eddy__free(ex->extra);
+        eddy__free(ex);
+        return;
+    }
+    ex->next_free = srv->free_exchanges;
+    srv->free_exchanges = ex;
+    srv->nfree_exchanges++;
+}
+
 static void exchange_init(struct eddy_http_exchange *ex, struct eddy__http_conn *c)
 {
-    /* Everything but the extra-header buffer, which extra_len guards. */
+    /* Everything but what the cache keeps (extra's buffer, which extra_len
+     * guards, and the header array, which the parser fills). */
     memset(ex, 0, offsetof(struct eddy_http_exchange, extra));
     ex->conn = c;
     ex->req.keep_alive = true;
     ex->req.version_minor = 1;
 }
 
+/* Serves one request whose first bytes are buffered. Returns true when the
+ * connection goes on. */
+static bool serve_request(struct eddy__http_conn *c, struct eddy_http_exchange *ex)
+{
+    struct eddy_http_server *srv = c->srv;
+    exchange_init(ex, c);
+    int head_len = read_head(c, ex);
+    if (head_len <= 0)
+        return false;
+    srv->stats.requests++;
+    eddy_stream_consume(c->stream, (size_t)head_len);
+    if (ex->req.body == EDDY_HTTP_BODY_LENGTH) {
+        ex->body_left = ex->req.content_length;
+        ex->body_done = ex->body_left == 0;
+    } else if (ex->req.body == EDDY_HTTP_BODY_CHUNKED) {
+        eddy_http_chunked_init(&ex->chunked, srv->opts.limits.max_body_bytes);
+    } else {
+        ex->body_done = true;
+    }
+    char line[256];
+    size_t line_len = 0;
+    if (srv->opts.access_log) {
+        line_len = (size_t)snprintf(line, sizeof(line), "%.*s %.*s HTTP/1.%d",
+                                    (int)ex->req.method_len, ex->req.method_text,
+                                    (int)ex->req.target_len, ex->req.target, ex->req.version_minor);
+        if (line_len >= sizeof(line))
+            line_len = sizeof(line) - 1;
+    }
+    run_handler(ex);
+    if (srv->opts.access_log)
+        access_log(ex, line, line_len);
+    return !ex->close_after && ex->req.keep_alive && eddy__http_body_discard(ex) >= 0;
+}
+
 static void serve_connection(struct eddy__http_conn *c)
 {
     struct eddy_http_server *srv = c->srv;
-    struct eddy_http_exchange ex;
-    for (;;) {
-        exchange_init(&ex, c);
-        int head_len = read_head(c, &ex);
-        if (head_len <= 0)
-            break;
-        srv->stats.requests++;
-        eddy_stream_consume(c->stream, (size_t)head_len);
-        if (ex.req.body == EDDY_HTTP_BODY_LENGTH) {
-            ex.body_left = ex.req.content_length;
-            ex.body_done = ex.body_left == 0;
-        } else if (ex.req.body == EDDY_HTTP_BODY_CHUNKED) {
-            eddy_http_chunked_init(&ex.chunked, srv->opts.limits.max_body_bytes);
-        } else {
-            ex.body_done = true;
-        }
-        char line[256];
-        size_t line_len = 0;
-        if (srv->opts.access_log) {
-            line_len = (size_t)snprintf(
-                line, sizeof(line), "%.*s %.*s HTTP/1.%d", (int)ex.req.method_len,
-                ex.req.method_text, (int)ex.req.target_len, ex.req.target, ex.req.version_minor);
-            if (line_len >= sizeof(line))
-                line_len = sizeof(line) - 1;
-        }
-        run_handler(&ex);
-        if (srv->opts.access_log)
-            access_log(&ex, line, line_len);
-        if (ex.close_after || !ex.req.keep_alive || eddy__http_body_discard(&ex) < 0)
+    while (wait_request(c)) {
+        /* The exchange lives only while a request does: off the stack of
+         * the connection's task and out of an idle connection. */
+        struct eddy_http_exchange *ex = exchange_acquire(srv);
+        if (!ex)
+            break; /* no memory: close rather than answer wrongly */
+        bool more = serve_request(c, ex);
+        exchange_release(srv, ex);
+        if (!more)
             break;
     }
 }
@@ -346,6 +417,7 @@ static int start_connection(struct eddy_http_server *srv, int fd, const struct e
     c->peer = *peer;
     struct eddy_stream_opts so = EDDY_STREAM_OPTS_DEFAULT;
     so.read_buffer_bytes = CONN_READ_BUFFER_BYTES;
+    so.write_buffer_bytes = EDDY__HTTP_CONN_WRITE_BYTES;
     int rc = eddy_stream_open(fd, &so, &c->stream);
     if (rc < 0) {
         eddy_fd_close(fd);

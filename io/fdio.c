@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,10 +31,22 @@ int eddy__fd_set_nonblocking(int fd)
     return 0;
 }
 
-bool eddy__fd_is_socket(int fd)
+unsigned eddy__fd_kind(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (fstat(fd, &st) != 0)
+        return 0;
+    if (S_ISSOCK(st.st_mode)) {
+        int type = 0;
+        socklen_t len = sizeof(type);
+        bool stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+        return EDDY__FD_SOCKET | (stream ? EDDY__FD_BYTE_STREAM : 0u);
+    }
+    if (S_ISFIFO(st.st_mode)) {
+        int flags = fcntl(fd, F_GETFL);
+        return flags >= 0 && !(flags & O_DIRECT) ? EDDY__FD_BYTE_STREAM : 0u;
+    }
+    return 0;
 }
 
 EDDY_API ssize_t eddy_fd_read(int fd, void *buf, size_t len)
@@ -89,8 +102,14 @@ ssize_t eddy__fd_try_writev(int fd, bool is_socket, const struct iovec *iov, int
     for (;;) {
         ssize_t n;
         if (is_socket) {
-            struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-            n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            /* One buffer (a stream's flush, most often) goes by send: the
+             * kernel then copies no msghdr and no iovec array. */
+            if (iovcnt == 1) {
+                n = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            } else {
+                struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+                n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            }
             if (n < 0 && errno == ENOTSOCK) {
                 /* A guess that did not hold: write as to a pipe. */
                 is_socket = false;

@@ -14,8 +14,18 @@
 /* Makes fd non-blocking (a no-op when it already is). Returns 0 or -errno. */
 int eddy__fd_set_nonblocking(int fd);
 
-/* True when fd is a socket (fstat), so writes can use MSG_NOSIGNAL. */
-bool eddy__fd_is_socket(int fd);
+/* What a stream needs to know of its fd (eddy__fd_kind). */
+enum {
+    EDDY__FD_SOCKET = 1u, /* a socket: writes use MSG_NOSIGNAL */
+    /* A byte stream (a SOCK_STREAM socket, a pipe not in O_DIRECT packet
+     * mode): a read shorter than asked leaves nothing behind, so the fd can
+     * be marked drained (eddy_fd_mark_drained). */
+    EDDY__FD_BYTE_STREAM = 2u,
+};
+
+/* EDDY__FD_* bits of fd: an fstat, plus a getsockopt for a socket or an
+ * fcntl for a pipe. 0 when fstat fails. */
+unsigned eddy__fd_kind(int fd);
 
 /* One write attempt without waiting: send(MSG_NOSIGNAL) on a socket,
  * writev under the SIGPIPE guard otherwise. is_socket may be a guess: a

@@ -102,6 +102,8 @@ int eddy__poller_wait(struct eddy__poller *p, int64_t timeout_ns, eddy__poller_e
         uint32_t mapped = 0;
         if (e & (EPOLLIN | EPOLLRDHUP))
             mapped |= EDDY__EV_READ;
+        if (e & EPOLLRDHUP)
+            mapped |= EDDY__EV_RDHUP;
         if (e & EPOLLOUT)
             mapped |= EDDY__EV_WRITE;
         if (e & (EPOLLERR | EPOLLHUP))

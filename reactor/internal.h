@@ -33,6 +33,7 @@ enum {
     EDDY__EV_READ = 1u,
     EDDY__EV_WRITE = 2u,
     EDDY__EV_ERROR = 4u, /* error or hangup: wake every waiter */
+    EDDY__EV_RDHUP = 8u, /* the peer shut down its writing side (with READ) */
 };
 
 struct eddy__poller {
@@ -105,6 +106,7 @@ struct eddy_task {
     /* Earliest deadline of the enclosing scopes, counting only those
      * entered after the innermost shield (NEVER right inside a shield). */
     int64_t deadline;
+    int64_t park_deadline;      /* the current park's, for the lazy timer */
     struct eddy_timeout *scope; /* innermost timeout scope or shield */
     struct eddy_task *joiner;
     int64_t slice_start_ns; /* EDDY_DEBUG: when it last started running */
@@ -117,6 +119,12 @@ struct eddy_task {
 struct eddy__fd_slot {
     struct eddy__list waiters;
     bool registered;
+    /* EDDY_FD_READ / EDDY_FD_WRITE: an edge arrived since the fd was last
+     * seen drained in that direction (reactor/fd.c). */
+    uint8_t ready;
+    /* The directions no drain can clear any more: READ after the peer's
+     * FIN, both after an error or hangup. Both reset when the fd leaves. */
+    uint8_t sticky;
 };
 
 #define EDDY__FD_CHUNK 1024

@@ -27,6 +27,12 @@
  * Deadlines: each park arms the task's own timer for the earlier of the
  * call's deadline and the innermost timeout scope's; which one fired
  * decides between EDDY__WAKE_DEADLINE (sleep's success) and -ETIMEDOUT.
+ * The timer is lazy: a wake leaves it armed, and a later park keeps it when
+ * it fires no later than that park's deadline; firing early, it re-arms for
+ * the deadline of the park in force (or does nothing when the task is not
+ * parked). A connection that parks with a 60 s idle timeout per request
+ * thus touches the heap once a minute instead of twice per request. The
+ * timer is stopped when the task ends.
  *
  * Shields sit in the same chain of scopes as timeouts (an embedded
  * eddy_timeout marked _shield), so the two nest and are checked for exit
@@ -42,6 +48,7 @@
  */
 #include "reactor/internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +73,18 @@ void eddy__task_wake(struct eddy_task *t, int rc)
 static void on_park_deadline(void *arg)
 {
     struct eddy_task *t = arg;
+    /* Left armed by an earlier park: no park in force, or a later one. */
+    if (t->state != EDDY__TASK_PARKED || t->park_deadline == EDDY_DEADLINE_NEVER)
+        return;
+    if (t->park_deadline > t->loop->now) {
+        /* The timer just left the heap, so this push needs no memory. */
+        int rc = eddy_timer_start(&t->timer, t->park_deadline, on_park_deadline, t);
+        assert(rc == 0);
+        (void)rc;
+        return;
+    }
     /* The scope wins a tie: its deadline is the caller's hard limit. */
-    eddy__task_wake(t, t->timer.deadline_ns >= t->deadline ? -ETIMEDOUT : EDDY__WAKE_DEADLINE);
+    eddy__task_wake(t, t->park_deadline >= t->deadline ? -ETIMEDOUT : EDDY__WAKE_DEADLINE);
 }
 
 int eddy__task_park(struct eddy_task *self, int64_t deadline)
@@ -79,15 +96,17 @@ int eddy__task_park(struct eddy_task *self, int64_t deadline)
     if (effective != EDDY_DEADLINE_NEVER) {
         if (effective <= loop->now)
             return effective >= self->deadline ? -ETIMEDOUT : EDDY__WAKE_DEADLINE;
-        int rc = eddy_timer_start(&self->timer, effective, on_park_deadline, self);
-        if (rc < 0)
-            return rc;
+        /* An armed timer due no later than effective stays (lazy timer). */
+        if (!self->timer._slot || self->timer.deadline_ns > effective) {
+            int rc = eddy_timer_start(&self->timer, effective, on_park_deadline, self);
+            if (rc < 0)
+                return rc;
+        }
     }
+    self->park_deadline = effective;
     self->state = EDDY__TASK_PARKED;
     self->wake_rc = 0;
     eddy__loop_switch_from(loop, self);
-    if (self->timer._slot)
-        eddy_timer_stop(&self->timer);
     return self->wake_rc;
 }
 
@@ -119,6 +138,8 @@ static void task_entry(void *arg)
         eddy__loop_reap(loop);
     t->result = t->fn(t->arg);
 
+    if (t->timer._slot)
+        eddy_timer_stop(&t->timer); /* left armed by the last park */
     t->state = EDDY__TASK_DONE;
     loop->live--;
     if (t->joiner)
@@ -231,6 +252,7 @@ EDDY_API int eddy_loop_spawn(struct eddy_loop *loop, eddy_task_fn *fn, void *arg
     t->wait_events = 0;
     t->timer._slot = 0;
     t->deadline = EDDY_DEADLINE_NEVER;
+    t->park_deadline = EDDY_DEADLINE_NEVER;
     t->scope = NULL;
     t->joiner = NULL;
     t->slice_start_ns = 0;

@@ -367,7 +367,8 @@ EDDY_API ssize_t eddy_http_body_read_all(struct eddy_http_exchange *ex, void *bu
 /* Adds a response header (name and value copied; at most 4 KiB of headers
  * per response). Content-Length, Transfer-Encoding, Date and Connection are
  * the server's. Returns: 0; -EINVAL (bad name, CR/LF in value, reserved
- * name, response already started); -ENOSPC. Suspends: no. */
+ * name, response already started); -ENOSPC; -ENOMEM (the first header of
+ * an exchange allocates its buffer). Suspends: no. */
 EDDY_API int eddy_http_set_header(struct eddy_http_exchange *ex, const char *name,
                                   const char *value);
 

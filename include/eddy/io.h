@@ -342,6 +342,15 @@ EDDY_API size_t eddy_stream_peek(const struct eddy_stream *s, const char **data)
 EDDY_API void eddy_stream_consume(struct eddy_stream *s, size_t n);
 /* True once a read has seen end of stream. */
 EDDY_API bool eddy_stream_is_eof(const struct eddy_stream *s);
+/* Frees the read buffer when it holds no unconsumed bytes, and the write
+ * buffer when it holds no unsent ones, for a stream about to sit idle (a
+ * keep-alive connection between requests): the next read or write
+ * allocates again. Released buffers go to a small per-thread cache (16 of
+ * at most 64 KiB), so the round trip costs no malloc in steady state; a
+ * fill that must wait for data waits before it allocates. Call it from the
+ * task that uses the stream, not while another task is inside one of its
+ * calls. Suspends: no. */
+EDDY_API void eddy_stream_release_buffers(struct eddy_stream *s);
 
 /* Writes len bytes (see "Writing" above). Returns: len; -EPIPE,
  * -ECONNRESET (peer gone); -ECANCELED; -ETIMEDOUT (a part may have been

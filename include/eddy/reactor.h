@@ -355,6 +355,41 @@ EDDY_API bool eddy_waitq_is_empty(const struct eddy_waitq *q);
  */
 EDDY_API int eddy_fd_wait(int fd, uint32_t events);
 
+/*
+ * Readiness memory, for callers that can tell a drained fd without a
+ * syscall (nginx's `ready` flag): each readiness edge is remembered on the
+ * fd until someone reports the fd drained, with eddy_fd_mark_drained or by
+ * calling eddy_fd_wait (which is called after EAGAIN). A reader that got
+ * fewer bytes than it asked from a byte stream (a SOCK_STREAM socket, a
+ * pipe) marks READ drained and, before its next read, calls
+ * eddy_fd_wait_ready: that returns at once when an edge came since, and
+ * otherwise parks, so the read that would only say EAGAIN is never made.
+ * A peer's FIN or an error is remembered for good (reads no longer block).
+ * Not for datagram or message fds (UDP, SEQPACKET, inotify, ttys): a short
+ * read there does not mean drained. TCP urgent data ends a read early
+ * without draining; eddy does not use it (neither does nginx).
+ */
+
+/* Parks as eddy_fd_wait, but returns 0 at once when an edge for `events`
+ * arrived since the fd was last marked drained (or waited on), so the
+ * caller tries its syscall; it may still find EAGAIN and must then call
+ * eddy_fd_wait. An fd not yet in epoll is added and the task parks (epoll
+ * reports the current state as a first edge).
+ * Returns: as eddy_fd_wait (-ECANCELED also when an edge is pending but the
+ * task is cancelled). Suspends: yes, unless an edge is pending. */
+EDDY_API int eddy_fd_wait_ready(int fd, uint32_t events);
+
+/* Forgets the edges remembered for `events` on fd (not a FIN or an error):
+ * the caller just saw fd drained, with no suspension since its syscall.
+ * A no-op for an fd the loop does not watch or outside a loop.
+ * Suspends: no. */
+EDDY_API void eddy_fd_mark_drained(int fd, uint32_t events);
+
+/* True when fd is watched by the loop (the running one, else this
+ * thread's last) and an edge for any of `events` is remembered.
+ * Suspends: no. */
+EDDY_API bool eddy_fd_is_ready(int fd, uint32_t events);
+
 /* Removes fd from the loop (the running one, else the last loop created on
  * this thread), wakes every task waiting on it with -EBADF, then closes it.
  * Returns: 0 or the -errno of close(). Suspends: no. */

@@ -94,6 +94,20 @@ static int h_header(struct eddy_http_exchange *ex, void *arg)
     return eddy_http_respond(ex, 200, "text/plain", ua ? ua : "none", ua ? n : 4);
 }
 
+/* A content type longer than the head's stack buffer. */
+#define LONG_TYPE_BYTES 900
+
+static int h_long_type(struct eddy_http_exchange *ex, void *arg)
+{
+    (void)arg;
+    static char type[LONG_TYPE_BYTES + 16];
+    memcpy(type, "text/plain; x=", 14);
+    memset(type + 14, 'a', LONG_TYPE_BYTES);
+    type[14 + LONG_TYPE_BYTES] = 0;
+    cr_expect_eq(eddy_http_set_header(ex, "X-Long", "1"), 0);
+    return eddy_http_respond(ex, 200, type, "long", 4);
+}
+
 static void routes(struct eddy_http_server *srv, void *arg)
 {
     (void)arg;
@@ -107,6 +121,7 @@ static void routes(struct eddy_http_server *srv, void *arg)
     cr_assert_eq(eddy_http_server_route(srv, "GET", "/delay", h_delay, NULL), 0);
     cr_assert_eq(eddy_http_server_route(srv, "GET", "/fail", h_fail, NULL), 0);
     cr_assert_eq(eddy_http_server_route(srv, "GET", "/header", h_header, NULL), 0);
+    cr_assert_eq(eddy_http_server_route(srv, "GET", "/long-type", h_long_type, NULL), 0);
 }
 
 /* ---- basics ------------------------------------------------------------------ */
@@ -229,6 +244,7 @@ EDDY_TEST(http_server, keep_alive_serves_several_requests_on_one_connection)
         char buf[1024];
         size_t n = 1;
         buf[0] = 'H';
+        buf[1] = 0;
         while (!strstr(buf, "Hello, World!")) {
             ssize_t m = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
             cr_assert_gt(m, 0);
@@ -445,6 +461,86 @@ EDDY_TEST(http_server, an_idle_connection_is_closed_after_the_idle_timeout)
     cr_expect_eq(len, 0u, "%s", r);
     free(r);
     close(fd);
+    ht_stop(&s);
+}
+
+EDDY_TEST(http_server, a_reused_exchange_carries_no_header_of_the_request_before)
+{
+    struct ht_server s = {0};
+    ht_start(&s, routes, NULL);
+    /* Requests on one connection and on the next share the server's cached
+     * exchanges: extra headers, a long content type (a heap head) and the
+     * parsed header array must not leak from one request to the next. */
+    for (int conn = 0; conn < 2; conn++) {
+        int fd = ht_connect(s.port);
+        const char *reqs[] = {
+            "GET /header HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\n\r\n",
+            "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /long-type HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /header HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        };
+        for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+            ht_send(fd, reqs[i], strlen(reqs[i]));
+        size_t len;
+        char *r = ht_read_all(fd, &len);
+        /* The four answers, each as its own string. */
+        char *seg[4];
+        const char *p = r;
+        for (int i = 0; i < 4; i++) {
+            const char *next = i < 3 ? strstr(p + 1, "HTTP/1.1 200") : p + strlen(p);
+            cr_assert_not_null(next, "answer %d missing in:\n%s", i + 1, r);
+            cr_assert(strncmp(p, "HTTP/1.1 200", 12) == 0, "%s", p);
+            seg[i] = strndup(p, (size_t)(next - p));
+            p = next;
+        }
+        /* The first answer has X-Eddy and the user agent; the plaintext one
+         * neither; the long one its whole type and X-Long only; the last
+         * X-Eddy and no user agent. */
+        cr_expect_not_null(strstr(seg[0], "\r\nX-Eddy: yes\r\n"), "%s", seg[0]);
+        cr_expect_not_null(strstr(seg[0], "probe/1"), "%s", seg[0]);
+        cr_expect_null(strstr(seg[1], "X-Eddy"), "%s", seg[1]);
+        cr_expect_not_null(strstr(seg[1], "Hello, World!"), "%s", seg[1]);
+        cr_expect_not_null(strstr(seg[2], "\r\nX-Long: 1\r\n"), "%s", seg[2]);
+        cr_expect_null(strstr(seg[2], "X-Eddy"), "%s", seg[2]);
+        cr_expect_gt(strlen(seg[2]), LONG_TYPE_BYTES);
+        cr_expect_not_null(strstr(seg[2], "aaaa\r\n"));
+        cr_expect_not_null(strstr(seg[3], "\r\nX-Eddy: yes\r\n"), "%s", seg[3]);
+        cr_expect_not_null(strstr(seg[3], "\r\n\r\nnone"), "%s", seg[3]);
+        cr_expect_null(strstr(seg[3], "X-Long"), "%s", seg[3]);
+        for (int i = 0; i < 4; i++)
+            free(seg[i]);
+        free(r);
+        close(fd);
+    }
+    ht_stop(&s);
+}
+
+/* Far below the idle timeout of the test below: the close follows the FIN. */
+#define FIN_CLOSE_MAX_MS 2000
+
+EDDY_TEST(http_server, a_request_whose_fin_came_with_it_is_answered_and_closed_at_once)
+{
+    struct ht_server s = {0};
+    s.opts.idle_timeout_ns = 30 * EDDY_NS_PER_SEC;
+    ht_start(&s, routes, NULL);
+    for (int i = 0; i < 20; i++) {
+        int fd = ht_connect(s.port);
+        const char req[] = "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+        /* Request and FIN leave together, so the server's read that takes
+         * the request is short with the FIN already in: the stream must
+         * not wait for an edge that will never come. */
+        ht_send(fd, req, sizeof(req) - 1);
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        int64_t t0 = eddy_now_ns();
+        size_t len;
+        char *r = ht_read_all(fd, &len);
+        int64_t ms = (eddy_now_ns() - t0) / EDDY_NS_PER_MS;
+        cr_expect_eq(ht_status(r), 200, "%s", r);
+        cr_expect(strstr(r, "Hello, World!"));
+        cr_expect_lt(ms, FIN_CLOSE_MAX_MS, "closed after %lld ms", (long long)ms);
+        free(r);
+        close(fd);
+    }
     ht_stop(&s);
 }
 

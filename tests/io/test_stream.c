@@ -2235,3 +2235,157 @@ EDDY_TEST(stream, a_python_client_gets_its_lines_back_numbered)
     free(expected);
     free(pe.output);
 }
+
+/* ---- drained reads: no read that only finds EAGAIN ----------------------------- */
+
+/* read(2)-family calls this thread has made (/proc/thread-self/io syscr). */
+static uint64_t thread_read_calls(void)
+{
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    cr_assert_gt(n, 0);
+    buf[n] = 0;
+    const char *p = strstr(buf, "syscr:");
+    cr_assert_not_null(p);
+    return strtoull(p + 6, NULL, 10);
+}
+
+struct late_peer {
+    int fd;
+    const char *text;
+};
+
+static intptr_t late_write(void *arg)
+{
+    struct late_peer *lp = arg;
+    int rc = eddy_sleep_ms(2);
+    if (rc < 0)
+        return rc;
+    return write(lp->fd, lp->text, strlen(lp->text));
+}
+
+struct drain_case {
+    enum transport t;
+    uint64_t reads; /* read calls of the second fill */
+};
+
+static intptr_t drained_fill(void *arg)
+{
+    struct drain_case *dc = arg;
+    /* One poll first: the loop's own eventfd reports its first edge there
+     * (and is read), outside the counted fill. */
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    int fds[2];
+    transport_open(dc->t, fds);
+    struct eddy_stream *s = open_stream(fds[0], 0, 0, true);
+    /* A first request: the read is short, so the stream is drained. */
+    cr_assert_eq(write(fds[1], "ping", 4), 4);
+    cr_assert_eq(eddy_stream_fill(s, SIZE_MAX), 4);
+    eddy_stream_consume(s, 4);
+    cr_expect_not(eddy_fd_is_ready(fds[0], EDDY_FD_READ));
+    /* The next bytes come later: the fill parks first and reads once. */
+    struct late_peer lp = {fds[1], "pong!"};
+    struct eddy_task *w = spawn(late_write, &lp);
+    uint64_t c0 = thread_read_calls();
+    uint64_t c1 = thread_read_calls(); /* c1 - c0: one probe's own reads */
+    cr_assert_eq(eddy_stream_fill(s, SIZE_MAX), 5);
+    uint64_t c2 = thread_read_calls();
+    dc->reads = (c2 - c1) - (c1 - c0);
+    cr_assert_eq(join(w), 5);
+    const char *data;
+    cr_assert_eq(eddy_stream_peek(s, &data), 5);
+    cr_expect_eq(memcmp(data, "pong!", 5), 0);
+    eddy_stream_close(s);
+    eddy_fd_close(fds[1]);
+    return 0;
+}
+
+EDDY_TEST(stream, after_a_short_read_the_next_fill_makes_one_read_and_no_eagain_read)
+{
+    for (int t = 0; t < T_COUNT; t++) {
+        struct drain_case dc = {.t = (enum transport)t};
+        rt_run(drained_fill, &dc);
+        /* Valgrind makes reads of its own on the thread: only the data is
+         * checked there. */
+        if (!eddy_test_under_valgrind())
+            cr_expect_eq(dc.reads, 1, "%s: %llu read calls for one fill", transport_names[t],
+                         (unsigned long long)dc.reads);
+    }
+}
+
+static intptr_t seqpacket_fills(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, fds), 0);
+    struct eddy_stream *s = open_stream(fds[0], 0, 0, true);
+    /* Watched first: the two messages then arrive under one edge. */
+    struct late_peer lp = {fds[1], "one"};
+    struct eddy_task *w = spawn(late_write, &lp);
+    cr_assert_eq(eddy_stream_fill(s, SIZE_MAX), 3);
+    cr_assert_eq(join(w), 3);
+    eddy_stream_consume(s, 3);
+    cr_assert_eq(write(fds[1], "two", 3), 3);
+    cr_assert_eq(write(fds[1], "three", 5), 5);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    /* Each read returns one message, shorter than asked, with more queued:
+     * not a drain. A stream that took it for one would park forever. */
+    struct eddy_timeout scope;
+    eddy_timeout_enter(&scope, PEER_TIMEOUT_NS);
+    cr_expect_eq(eddy_stream_fill(s, SIZE_MAX), 3);
+    cr_expect_eq(eddy_stream_fill(s, SIZE_MAX), 5);
+    eddy_timeout_exit(&scope);
+    eddy_stream_close(s);
+    eddy_fd_close(fds[1]);
+    return 0;
+}
+
+EDDY_TEST(stream, a_short_read_of_one_message_is_not_taken_for_a_drained_socket)
+{
+    rt_run(seqpacket_fills, NULL);
+}
+
+static intptr_t release_then_fill(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    cr_assert_eq(eddy_sock_pair(fds), 0);
+    struct eddy_stream *s = open_stream(fds[0], 64, 256, true);
+    cr_assert_eq(write(fds[1], "abcdef", 6), 6);
+    cr_assert_eq(eddy_stream_fill(s, SIZE_MAX), 6);
+    eddy_stream_consume(s, 2);
+    cr_assert_eq(eddy_stream_write(s, "xy", 2), 2);
+    /* Unconsumed input and unsent output are kept. */
+    eddy_stream_release_buffers(s);
+    const char *data;
+    cr_assert_eq(eddy_stream_peek(s, &data), 4);
+    cr_expect_eq(memcmp(data, "cdef", 4), 0);
+    cr_assert_eq(eddy_stream_write_buffered(s), 2);
+    eddy_stream_consume(s, 4);
+    cr_assert_eq(eddy_stream_flush(s), 0);
+    char got[8];
+    cr_assert_eq(read(fds[1], got, sizeof(got)), 2);
+    /* Now both go, and the next fill and write allocate again. */
+    eddy_stream_release_buffers(s);
+    cr_assert_eq(eddy_stream_peek(s, &data), 0);
+    struct late_peer lp = {fds[1], "later"};
+    struct eddy_task *w = spawn(late_write, &lp);
+    cr_assert_eq(eddy_stream_fill(s, SIZE_MAX), 5);
+    cr_assert_eq(join(w), 5);
+    cr_assert_eq(eddy_stream_peek(s, &data), 5);
+    cr_expect_eq(memcmp(data, "later", 5), 0);
+    cr_assert_eq(eddy_stream_write(s, "ok", 2), 2);
+    cr_assert_eq(eddy_stream_close(s), 0);
+    cr_assert_eq(read(fds[1], got, sizeof(got)), 2);
+    eddy_stream_release_buffers(NULL); /* a no-op */
+    eddy_fd_close(fds[1]);
+    return 0;
+}
+
+EDDY_TEST(stream, released_buffers_keep_pending_bytes_and_come_back_on_the_next_use)
+{
+    rt_run(release_then_fill, NULL);
+}

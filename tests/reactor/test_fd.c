@@ -8,6 +8,12 @@
  * waiter with -EBADF, fd numbers reused after eddy_fd_close, -EPERM for a
  * regular file, -EINVAL for bad arguments, and thousands of tasks waiting
  * on thousands of fds (past the first 1024-slot chunk of the fd table).
+ * Readiness memory: an edge with nobody waiting is remembered until a
+ * drain; an edge handled before the drain is forgotten by it; one harvested
+ * after it never loses the next bytes; a FIN that came with the last bytes
+ * and a hangup survive a drain; eddy_fd_close forgets it for a reused fd
+ * number; an fd with bytes before its first wait; tasks sharing an fd;
+ * cancellation with an edge pending; bad arguments.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -506,4 +512,345 @@ EDDY_TEST(fd, thousands_of_tasks_wait_on_thousands_of_fds)
         cr_assert_eq(m.got[i], byte_for(i), "reader %zu got %d", i, m.got[i]);
     free(m.fds);
     free(m.got);
+}
+
+/* ---- readiness memory (eddy_fd_wait_ready, eddy_fd_mark_drained) ----------------- */
+
+/* A socketpair end is a byte stream: a short read drains it. */
+struct memo {
+    int fds[2]; /* fds[0] is watched, fds[1] is the peer */
+    char log[16];
+    int n;
+    int wait_rc;
+};
+
+static void memo_log(struct memo *m, char c)
+{
+    if (m->n < (int)sizeof(m->log) - 1)
+        m->log[m->n++] = c;
+}
+
+/* Reads what fds[0] holds, expecting a short read of want bytes. */
+static void read_short(struct memo *m, size_t want)
+{
+    char buf[64];
+    ssize_t n = read(m->fds[0], buf, sizeof(buf));
+    cr_assert_eq(n, (ssize_t)want, "read: %zd (errno %d)", n, errno);
+}
+
+/* Watches fds[0]: a first wait that a peer write ends. */
+static intptr_t memo_late_writer(void *arg)
+{
+    struct memo *m = arg;
+    int rc = eddy_sleep_ms(2);
+    if (rc < 0)
+        return rc;
+    memo_log(m, 'W');
+    return write(m->fds[1], "late", 4);
+}
+
+static void memo_register(struct memo *m)
+{
+    struct eddy_task *w;
+    cr_assert_eq(eddy_task_spawn(memo_late_writer, m, NULL, &w), 0);
+    cr_assert_eq(eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ), 0);
+    cr_assert_eq(eddy_task_join(w, NULL), 0);
+    read_short(m, 4);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+}
+
+/* A task that only logs that it ran: it runs only if the caller parks. */
+static intptr_t memo_bystander(void *arg)
+{
+    memo_log(arg, 'b');
+    return 0;
+}
+
+static intptr_t edge_with_no_waiter(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    cr_expect_not(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ), "a short read drained it");
+    /* Bytes arrive and the loop handles their edge while nobody waits. */
+    cr_assert_eq(write(m->fds[1], "abc", 3), 3);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    cr_expect(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ), "the edge was remembered");
+    struct eddy_task *b;
+    cr_assert_eq(eddy_task_spawn(memo_bystander, m, NULL, &b), 0);
+    cr_expect_eq(eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ), 0);
+    memo_log(m, 'r');
+    cr_assert_eq(eddy_task_join(b, NULL), 0);
+    read_short(m, 3);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    cr_expect_not(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, an_edge_with_nobody_waiting_is_remembered_until_a_short_read_drains_it)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(edge_with_no_waiter, &m);
+    /* 'r' before 'b': wait_ready returned without parking. */
+    cr_expect_str_eq(m.log, "Wrb");
+}
+
+static intptr_t drained_then_parks(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    /* The edge of these bytes was handled before the read that took them:
+     * the drain must forget it, or the next wait would not park. */
+    cr_assert_eq(write(m->fds[1], "xy", 2), 2);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    read_short(m, 2);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    struct eddy_task *w;
+    cr_assert_eq(eddy_task_spawn(memo_late_writer, m, NULL, &w), 0);
+    memo_log(m, 'p');
+    m->wait_rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    memo_log(m, 'w');
+    cr_assert_eq(eddy_task_join(w, NULL), 0);
+    read_short(m, 4);
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, after_a_drain_wait_ready_parks_until_the_next_bytes_arrive)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(drained_then_parks, &m);
+    cr_expect_eq(m.wait_rc, 0);
+    cr_expect_str_eq(m.log, "WpWw", "parked, the writer wrote, woke");
+}
+
+static intptr_t stale_edge(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    /* The bytes' edge is queued in epoll, but the loop has not polled:
+     * the read takes them first, and the edge is harvested after the drain.
+     * Linux re-checks an edge-triggered item when it reports it, so the
+     * edge is usually dropped; when it is reported, it costs one read that
+     * finds EAGAIN, and eddy_fd_wait (after EAGAIN) then parks for real. */
+    cr_assert_eq(write(m->fds[1], "st", 2), 2);
+    read_short(m, 2);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    struct eddy_task *w;
+    cr_assert_eq(eddy_task_spawn(memo_late_writer, m, NULL, &w), 0);
+    memo_log(m, 'p');
+    if (eddy_fd_is_ready(m->fds[0], EDDY_FD_READ)) {
+        cr_expect_eq(eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ), 0);
+        char c;
+        cr_expect_eq(read(m->fds[0], &c, 1), -1);
+        cr_expect_eq(errno, EAGAIN);
+        m->wait_rc = eddy_fd_wait(m->fds[0], EDDY_FD_READ);
+    } else {
+        m->wait_rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    }
+    memo_log(m, 'w');
+    cr_assert_eq(eddy_task_join(w, NULL), 0);
+    read_short(m, 4);
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, an_edge_harvested_after_the_drain_never_loses_the_next_bytes)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(stale_edge, &m);
+    cr_expect_eq(m.wait_rc, 0);
+    cr_expect_str_eq(m.log, "WpWw");
+}
+
+static intptr_t fin_with_last_bytes(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    /* The last bytes and the FIN arrive before the loop polls: one edge. */
+    cr_assert_eq(write(m->fds[1], "end", 3), 3);
+    cr_assert_eq(shutdown(m->fds[1], SHUT_WR), 0);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    read_short(m, 3);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    /* No edge will come again: the FIN must keep the fd ready. */
+    cr_expect(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    struct eddy_task *b;
+    cr_assert_eq(eddy_task_spawn(memo_bystander, m, NULL, &b), 0);
+    cr_expect_eq(eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ), 0);
+    memo_log(m, 'r');
+    cr_assert_eq(eddy_task_join(b, NULL), 0);
+    char c;
+    cr_expect_eq(read(m->fds[0], &c, 1), 0, "end of stream");
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, a_fin_that_came_with_the_last_bytes_survives_the_drain)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(fin_with_last_bytes, &m);
+    cr_expect_str_eq(m.log, "Wrb");
+}
+
+static intptr_t hangup_sticks(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    cr_assert_eq(close(m->fds[1]), 0); /* both directions hang up */
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ | EDDY_FD_WRITE);
+    cr_expect(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    cr_expect(eddy_fd_is_ready(m->fds[0], EDDY_FD_WRITE));
+    cr_expect_eq(eddy_fd_wait_ready(m->fds[0], EDDY_FD_WRITE), 0);
+    cr_expect_eq(eddy_fd_close(m->fds[0]), 0);
+    return 0;
+}
+
+EDDY_TEST(fd, a_hangup_keeps_both_directions_ready_whatever_is_drained)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(hangup_sticks, &m);
+}
+
+static intptr_t reused_number(void *arg)
+{
+    struct memo *m = arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m->fds), 0);
+    memo_register(m);
+    cr_assert_eq(close(m->fds[1]), 0);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    int old = m->fds[0];
+    cr_assert(eddy_fd_is_ready(old, EDDY_FD_READ));
+    cr_assert_eq(eddy_fd_close(old), 0);
+    /* The number comes back for a new, empty socket: nothing remembered. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m->fds), 0);
+    cr_assert_eq(m->fds[0], old);
+    cr_expect_not(eddy_fd_is_ready(old, EDDY_FD_READ));
+    struct eddy_task *w;
+    cr_assert_eq(eddy_task_spawn(memo_late_writer, m, NULL, &w), 0);
+    memo_log(m, 'p');
+    m->wait_rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    memo_log(m, 'w');
+    cr_assert_eq(eddy_task_join(w, NULL), 0);
+    read_short(m, 4);
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, fd_close_forgets_the_readiness_a_reused_number_had)
+{
+    struct memo m = {0};
+    rt_run(reused_number, &m);
+    cr_expect_eq(m.wait_rc, 0);
+    cr_expect_str_eq(m.log, "WpWw");
+}
+
+static intptr_t unwatched_with_data(void *arg)
+{
+    struct memo *m = arg;
+    /* Bytes wait before the fd was ever watched: marking it drained is a
+     * no-op, and the first wait_ready sees epoll's first edge. */
+    cr_assert_eq(write(m->fds[1], "early", 5), 5);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    cr_expect_not(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    m->wait_rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    read_short(m, 5);
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, wait_ready_on_a_new_fd_with_bytes_waiting_returns_at_its_first_edge)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(unwatched_with_data, &m);
+    cr_expect_eq(m.wait_rc, 0);
+}
+
+static intptr_t shared_fd_reader(void *arg)
+{
+    struct memo *m = arg;
+    int rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    memo_log(m, rc == 0 ? 'w' : 'x');
+    return rc;
+}
+
+static intptr_t shared_fd(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    /* Two tasks wait on one drained fd: one edge wakes both. */
+    struct eddy_task *a, *b;
+    cr_assert_eq(eddy_task_spawn(shared_fd_reader, m, NULL, &a), 0);
+    cr_assert_eq(eddy_task_spawn(shared_fd_reader, m, NULL, &b), 0);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    memo_log(m, 'W');
+    cr_assert_eq(write(m->fds[1], "both", 4), 4);
+    intptr_t ra = -1, rb = -1;
+    cr_assert_eq(eddy_task_join(a, &ra), 0);
+    cr_assert_eq(eddy_task_join(b, &rb), 0);
+    cr_expect_eq(ra, 0);
+    cr_expect_eq(rb, 0);
+    /* One of them drains it for both. */
+    read_short(m, 4);
+    eddy_fd_mark_drained(m->fds[0], EDDY_FD_READ);
+    cr_expect_not(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, tasks_sharing_an_fd_share_its_readiness)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(shared_fd, &m);
+    cr_expect_str_eq(m.log, "WWww");
+}
+
+static intptr_t cancelled_with_edge(void *arg)
+{
+    struct memo *m = arg;
+    memo_register(m);
+    cr_assert_eq(write(m->fds[1], "c", 1), 1);
+    cr_assert_eq(eddy_sleep_ms(1), 0);
+    cr_assert(eddy_fd_is_ready(m->fds[0], EDDY_FD_READ));
+    cr_assert_eq(eddy_task_cancel(eddy_task_current()), 0);
+    m->wait_rc = eddy_fd_wait_ready(m->fds[0], EDDY_FD_READ);
+    cr_assert_eq(eddy_task_uncancel(), 1);
+    close_pair(m->fds);
+    return 0;
+}
+
+EDDY_TEST(fd, wait_ready_with_an_edge_pending_still_refuses_a_cancelled_task)
+{
+    struct memo m = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, m.fds), 0);
+    rt_run(cancelled_with_edge, &m);
+    cr_expect_eq(m.wait_rc, -ECANCELED);
+}
+
+static intptr_t wait_ready_args(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(eddy_fd_wait_ready(-1, EDDY_FD_READ), -EINVAL);
+    cr_expect_eq(eddy_fd_wait_ready(0, 0), -EINVAL);
+    cr_expect_eq(eddy_fd_wait_ready(0, 4), -EINVAL);
+    cr_expect_not(eddy_fd_is_ready(-1, EDDY_FD_READ));
+    eddy_fd_mark_drained(-1, EDDY_FD_READ); /* a no-op */
+    return 0;
+}
+
+EDDY_TEST(fd, wait_ready_rejects_invalid_arguments_and_calls_outside_a_task)
+{
+    cr_expect_eq(eddy_fd_wait_ready(0, EDDY_FD_READ), -EINVAL);
+    cr_expect_not(eddy_fd_is_ready(0, EDDY_FD_READ));
+    eddy_fd_mark_drained(0, EDDY_FD_READ); /* no loop: a no-op */
+    rt_run(wait_ready_args, NULL);
 }

@@ -8,7 +8,9 @@
  * deadline wins, eddy_timeout_exit tells which scope expired); exit out of
  * order and other misuse (-EINVAL); a deadline already passed failing the
  * next blocking call at once, without suspending; the tie rule (the scope
- * wins over a sleep's own deadline); cancellation inside a scope.
+ * wins over a sleep's own deadline); cancellation inside a scope; the lazy
+ * park timer a wake leaves armed (a later, longer park still ends at its own
+ * deadline, and a park without one is not woken by it).
  *
  * Shields (eddy_shield_enter/exit, also in reactor/task.c): each kind of
  * blocking call (sleep, fd wait, join, yield, offload, wait queue) completes
@@ -807,4 +809,105 @@ EDDY_TEST(shield, exit_out_of_order_and_other_misuse_return_einval)
     struct shield_misuse m = {0};
     cr_assert_eq(rt_run(misuse_shields, &m), 0);
     cr_expect_eq(m.foreign_exit_rc, -EINVAL);
+}
+
+/* ---- the lazy park timer: a wake leaves it armed ---------------------------------- */
+
+/* The first park's scope and the second's: the first must outlast a 2 ms
+ * poke, also under Valgrind. */
+#define LAZY_SHORT_MS (eddy_test_under_valgrind() ? 1000 : 20)
+#define LAZY_LONG_MS (4 * LAZY_SHORT_MS)
+
+struct lazy {
+    int fds[2];
+    int64_t woke_ms;
+    int rc_first, rc_second;
+};
+
+static intptr_t lazy_poke(void *arg)
+{
+    struct lazy *lz = arg;
+    int rc = eddy_sleep_ms(2);
+    if (rc < 0)
+        return rc;
+    return write(lz->fds[1], "x", 1);
+}
+
+static intptr_t lazy_longer_park(void *arg)
+{
+    struct lazy *lz = arg;
+    /* A first park under a short scope, woken early by the fd: its timer
+     * stays armed for LAZY_SHORT_MS. */
+    struct eddy_task *p;
+    cr_assert_eq(eddy_task_spawn(lazy_poke, lz, NULL, &p), 0);
+    struct eddy_timeout scope;
+    eddy_timeout_enter(&scope, (int64_t)LAZY_SHORT_MS * EDDY_NS_PER_MS);
+    lz->rc_first = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
+    cr_assert_eq(eddy_timeout_exit(&scope), 0);
+    cr_assert_eq(eddy_task_join(p, NULL), 0);
+    char c;
+    cr_assert_eq(read(lz->fds[0], &c, 1), 1);
+    /* A second park under a longer scope must not end at the stale timer. */
+    int64_t t0 = eddy_now_ns();
+    eddy_timeout_enter(&scope, (int64_t)LAZY_LONG_MS * EDDY_NS_PER_MS);
+    lz->rc_second = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
+    eddy_timeout_exit(&scope);
+    lz->woke_ms = (eddy_now_ns() - t0) / EDDY_NS_PER_MS;
+    return 0;
+}
+
+EDDY_TEST(timeout, a_later_park_outlives_the_timer_an_earlier_wake_left_armed)
+{
+    struct lazy lz = {0};
+    rt_pipe(lz.fds);
+    rt_run(lazy_longer_park, &lz);
+    cr_expect_eq(lz.rc_first, 0);
+    cr_expect_eq(lz.rc_second, -ETIMEDOUT);
+    cr_expect_geq(lz.woke_ms, LAZY_LONG_MS, "timed out after %lld ms", (long long)lz.woke_ms);
+    cr_expect_lt(lz.woke_ms, LAZY_LONG_MS + rt_late_tolerance_ns() / EDDY_NS_PER_MS);
+    close(lz.fds[0]);
+    close(lz.fds[1]);
+}
+
+static intptr_t lazy_poke_late(void *arg)
+{
+    struct lazy *lz = arg;
+    int rc = eddy_sleep_ms(LAZY_LONG_MS);
+    if (rc < 0)
+        return rc;
+    return write(lz->fds[1], "y", 1);
+}
+
+static intptr_t lazy_no_deadline(void *arg)
+{
+    struct lazy *lz = arg;
+    struct eddy_task *p;
+    cr_assert_eq(eddy_task_spawn(lazy_poke, lz, NULL, &p), 0);
+    struct eddy_timeout scope;
+    eddy_timeout_enter(&scope, (int64_t)LAZY_SHORT_MS * EDDY_NS_PER_MS);
+    lz->rc_first = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
+    cr_assert_eq(eddy_timeout_exit(&scope), 0);
+    cr_assert_eq(eddy_task_join(p, NULL), 0);
+    char c;
+    cr_assert_eq(read(lz->fds[0], &c, 1), 1);
+    /* No deadline now: the stale timer fires meanwhile and must not wake
+     * (or time out) this park; the late write ends it. */
+    cr_assert_eq(eddy_task_spawn(lazy_poke_late, lz, NULL, &p), 0);
+    int64_t t0 = eddy_now_ns();
+    lz->rc_second = eddy_fd_wait(lz->fds[0], EDDY_FD_READ);
+    lz->woke_ms = (eddy_now_ns() - t0) / EDDY_NS_PER_MS;
+    cr_assert_eq(eddy_task_join(p, NULL), 0);
+    return 0;
+}
+
+EDDY_TEST(timeout, a_park_without_deadline_ignores_the_timer_an_earlier_wake_left_armed)
+{
+    struct lazy lz = {0};
+    rt_pipe(lz.fds);
+    rt_run(lazy_no_deadline, &lz);
+    cr_expect_eq(lz.rc_first, 0);
+    cr_expect_eq(lz.rc_second, 0);
+    cr_expect_geq(lz.woke_ms, LAZY_LONG_MS - 1, "woke after %lld ms", (long long)lz.woke_ms);
+    close(lz.fds[0]);
+    close(lz.fds[1]);
 }
