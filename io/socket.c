@@ -161,8 +161,8 @@ static int connect_fd(int fd, const struct eddy_addr *addr)
             return 0;
         int err = errno;
         if (err == EINTR)
-            continue; /* the attempt goes on: wait for it as for EINPROGRESS */
-        if (err == EINPROGRESS)
+            continue; /* the attempt goes on: asked again, it answers EALREADY */
+        if (err == EINPROGRESS || err == EALREADY)
             return finish_connect(fd, addr);
         if (err == EAGAIN && addr->u.sa.sa_family == AF_UNIX) {
             int rc = eddy_sleep_ns(UNIX_CONNECT_RETRY_NS);
