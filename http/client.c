@@ -802,7 +802,10 @@ static int exchange(struct eddy_http_client *c, const struct eddy_http_request_s
     int rc = find_origin(c, &u, &o);
     if (rc < 0)
         return rc;
-    char small[1024];
+    /* Room for a usual head (~150 bytes), longer ones go to the heap: at
+     * 1 KiB the connect path reached a third stack page, one more page
+     * fault and 4 KiB of memory per request in flight. */
+    char small[512];
     struct sb head = {.p = small, .cap = sizeof(small)};
     build_head(c, o, &u, req, pr, &head);
     if (head.oom)

@@ -133,26 +133,24 @@ EDDY_API int eddy_sock_accept(int listen_fd, struct eddy_addr *peer)
     }
 }
 
-/* Waits for a non-blocking connect in progress to finish. */
-static int finish_connect(int fd)
+/* Waits for a non-blocking connect in progress to finish. Asking connect()
+ * again gives the outcome in one syscall (0 or EISCONN once connected,
+ * EALREADY while the handshake goes on, the error once it failed), where
+ * SO_ERROR plus getpeername took two. */
+static int finish_connect(int fd, const struct eddy_addr *addr)
 {
     for (;;) {
         int rc = eddy_fd_wait(fd, EDDY_FD_WRITE);
         if (rc < 0)
             return rc;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            return -errno;
-        if (err != 0)
-            return -err;
-        /* A wakeup before the handshake ended (spurious): still unconnected. */
-        struct eddy_addr peer;
-        peer.len = sizeof(peer.u);
-        if (getpeername(fd, &peer.u.sa, &peer.len) == 0)
+        if (connect(fd, &addr->u.sa, addr->len) == 0)
             return 0;
-        if (errno != ENOTCONN)
-            return -errno;
+        int err = errno;
+        if (err == EISCONN)
+            return 0;
+        /* A wakeup before the handshake ended (spurious): wait on. */
+        if (err != EALREADY && err != EINPROGRESS && err != EINTR)
+            return -err;
     }
 }
 
@@ -163,9 +161,9 @@ static int connect_fd(int fd, const struct eddy_addr *addr)
             return 0;
         int err = errno;
         if (err == EINTR)
-            continue; /* the attempt goes on: wait for it as for EINPROGRESS */
-        if (err == EINPROGRESS)
-            return finish_connect(fd);
+            continue; /* the attempt goes on: asked again, it answers EALREADY */
+        if (err == EINPROGRESS || err == EALREADY)
+            return finish_connect(fd, addr);
         if (err == EAGAIN && addr->u.sa.sa_family == AF_UNIX) {
             int rc = eddy_sleep_ns(UNIX_CONNECT_RETRY_NS);
             if (rc < 0)

@@ -14,11 +14,13 @@
  * runs every test in a fresh process, so the test's own process qualifies.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <eddy/alloc.h>
@@ -294,6 +296,63 @@ EDDY_TEST(stack_slab, stack_has_a_guard_page_below_it_while_the_budget_lasts)
     cr_expect_eq(eddy_stack_guard_budget(), budget - 1, "a guard lives as long as its slot");
     eddy_stack_pool_destroy(pool);
     cr_expect_eq(eddy_stack_guard_budget(), budget, "destroy gives the guards back");
+}
+
+/* Lines of /proc/self/maps: one per mapping. */
+static long mapping_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    cr_assert_not_null(f);
+    long n = 0;
+    for (int ch; (ch = fgetc(f)) != EOF;)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Whether this kernel has guard markers (MADV_GUARD_INSTALL, Linux 6.13). */
+static bool kernel_has_guard_markers(void)
+{
+    size_t page = eddy_test_page_size();
+    void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
+    munmap(p, page);
+    return ok;
+}
+
+EDDY_TEST(stack_slab, guards_are_markers_that_split_no_mapping_and_outlive_a_release)
+{
+    if (eddy_test_under_valgrind() || !kernel_has_guard_markers())
+        cr_skip_test("guards are PROT_NONE here (Valgrind, or a kernel before 6.13)");
+    cr_assert_geq(eddy_stack_guard_budget(), 64, "this machine's guard budget is short");
+    /* A cache of one stack: the others go cold, their pages given back. */
+    struct eddy_stack_pool *pool = pool_new(64 * KIB);
+    struct eddy_stack s[64];
+    cr_assert_eq(eddy_stack_pool_acquire(pool, 64 * KIB, &s[0]), 0);
+    long before = mapping_count();
+    for (int i = 1; i < 64; i++) {
+        cr_assert_eq(eddy_stack_pool_acquire(pool, 64 * KIB, &s[i]), 0);
+        cr_assert(s[i].guarded, "stack %d", i);
+        memset(s[i].lo, 1, 4 * KIB);
+    }
+    /* PROT_NONE would have added two mappings per guard; regions add a few. */
+    cr_expect_leq(mapping_count(), before + 4, "%ld mappings, %ld before", mapping_count(), before);
+    for (int i = 0; i < 64; i++)
+        eddy_stack_pool_release(pool, &s[i]);
+    eddy_stack_pool_trim(pool);
+    cr_expect_gt(stats_of(pool).released, 0);
+    /* A stack whose pages went back still has its guard. */
+    struct eddy_stack t;
+    cr_assert_eq(eddy_stack_pool_acquire(pool, 64 * KIB, &t), 0);
+    struct eddy_test_child child;
+    cr_assert_eq(eddy_test_fork(write_byte, (char *)t.lo - 1, &child), 0);
+    cr_expect_eq(child.signal, SIGSEGV, "writing below lo: signal %d, status %d", child.signal,
+                 child.exit_status);
+    cr_assert_eq(eddy_test_fork(write_byte, t.lo, &child), 0);
+    eddy_assert_child_ok(child);
+    eddy_stack_pool_release(pool, &t);
+    eddy_stack_pool_destroy(pool);
 }
 
 static void guard_budget_runs_out(void *arg)

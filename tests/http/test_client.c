@@ -366,6 +366,39 @@ EDDY_TEST(http_client, query_parameters_headers_and_json_helpers)
     ht_stop(&s);
 }
 
+/* The head is built in a small stack buffer and moves to the heap when it
+ * outgrows it: heads just below, at and well past that size arrive intact. */
+static void body_long_heads(struct ct *t)
+{
+    char u[256];
+    url(u, sizeof(u), t->port, "/target");
+    static const size_t sizes[] = {100, 400, 511, 512, 600, 900};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char v[1000];
+        for (size_t j = 0; j < sizes[i]; j++)
+            v[j] = (char)('a' + (i + j) % 26);
+        struct eddy_http_header h[] = {{"X-Test", 6, v, sizes[i]}};
+        struct eddy_http_request_spec req = {.url = u, .headers = h, .nheaders = 1};
+        struct eddy_http_reply *r;
+        cr_assert_eq(eddy_http_client_request(t->client, &req, &r), 0, "size %zu", sizes[i]);
+        size_t len;
+        const char *b = eddy_http_reply_body(r, &len);
+        cr_expect_eq(len, 8 + sizes[i], "size %zu", sizes[i]);
+        cr_expect(len == 8 + sizes[i] && !memcmp(b, "/target ", 8) && !memcmp(b + 8, v, sizes[i]),
+                  "size %zu: the header value comes back unchanged", sizes[i]);
+        eddy_http_reply_destroy(r);
+    }
+}
+
+EDDY_TEST(http_client, request_heads_longer_than_the_stack_buffer_arrive_intact)
+{
+    struct ht_server s = {0};
+    ht_start(&s, routes, NULL);
+    struct ct t = {.port = s.port};
+    ct_run(&t, body_long_heads);
+    ht_stop(&s);
+}
+
 static void body_chunked_stream(struct ct *t)
 {
     /* Buffered: 50 chunks of 1000 bytes. */
