@@ -1,7 +1,8 @@
 /*
  * http/client.c: the HTTP/1.1 client session: the per-origin keep-alive
- * pool, request serialization, replies (buffered or streamed, gzip
- * decoded), redirects, timeouts, and fetch_many.
+ * pool, request serialization, redirects, timeouts, and fetch_many. The
+ * reply (head, body buffered or streamed, gzip) is http/client_reply.c;
+ * one connection's reads and body framing are http/client_conn.c.
  *
  * Pool: each origin (host, port) keeps its idle connections in a list,
  * most recently released first (a warm connection is the least likely to
@@ -45,53 +46,10 @@
 #define DEFAULT_MAX_HEAD (64u << 10)
 #define DEFAULT_MAX_REDIRECTS 10
 #define URL_MAX 8192
-/* Input buffer of a gzip reply and the chunk size of file and streamed
- * request bodies. */
-#define GZIP_IN_BYTES (16u * 1024)
+/* The chunk size of file and streamed request bodies. */
 #define BODY_CHUNK_BYTES (64u * 1024)
 /* A redirect's own body is read (to keep the connection) up to this. */
 #define REDIRECT_BODY_MAX (64u * 1024)
-
-struct eddy__http_origin {
-    struct eddy__list link;
-    char *host; /* NUL-terminated, IPv6 without brackets */
-    size_t host_len;
-    char *host_header; /* the Host field's value */
-    uint16_t port;
-    struct eddy__list idle; /* eddy__http_cconn, most recent first */
-    size_t open;            /* idle and busy */
-};
-
-struct eddy_http_client {
-    struct eddy_http_client_opts opts;
-    char *user_agent; /* NULL: none */
-    struct eddy__list origins;
-    size_t open;   /* connections, all origins */
-    size_t active; /* requests running and replies held */
-    struct eddy_waitq slot_wait;
-    struct eddy_http_client_stats stats;
-};
-
-struct eddy_http_reply {
-    struct eddy_http_client *client;
-    struct eddy__http_cconn *conn; /* while the body is being read */
-    struct eddy__http_body_reader br;
-    struct eddy__http_gunzip *gz;
-    char *gz_in;
-    size_t gz_start, gz_len;
-    bool raw_done;
-    bool keep_alive;
-    bool streamed;
-    bool body_owned;
-    int error; /* a streamed body's first read error, returned again */
-    unsigned status;
-    int version_minor;
-    struct eddy_http_header *headers;
-    size_t nheaders;
-    char *body;
-    size_t body_len;
-    char *url;
-};
 
 /* ---- client ------------------------------------------------------------- */
 
@@ -227,7 +185,7 @@ static int find_origin(struct eddy_http_client *c, const struct eddy_url *u,
 }
 
 /* Closes a connection that holds a slot, and frees the slot. */
-static void conn_discard(struct eddy_http_client *c, struct eddy__http_cconn *k)
+void eddy__http_pool_discard(struct eddy_http_client *c, struct eddy__http_cconn *k)
 {
     if (eddy__list_is_linked(&k->link))
         eddy__list_remove(&k->link);
@@ -239,7 +197,7 @@ static void conn_discard(struct eddy_http_client *c, struct eddy__http_cconn *k)
 }
 
 /* Puts a connection whose exchange ended cleanly back in its pool. */
-static void conn_release(struct eddy_http_client *c, struct eddy__http_cconn *k)
+void eddy__http_pool_release(struct eddy_http_client *c, struct eddy__http_cconn *k)
 {
     k->served++;
     k->idle_since_ns = eddy_now_ns();
@@ -258,7 +216,7 @@ static bool evict_idle(struct eddy_http_client *c, struct eddy__http_origin *exc
             continue;
         struct eddy__http_cconn *k =
             eddy__container_of(o->idle.prev, struct eddy__http_cconn, link);
-        conn_discard(c, k);
+        eddy__http_pool_discard(c, k);
         return true;
     }
     return false;
@@ -273,7 +231,7 @@ static int conn_acquire(struct eddy_http_client *c, struct eddy__http_origin *o,
             struct eddy__http_cconn *k =
                 eddy__container_of(eddy__list_pop_front(&o->idle), struct eddy__http_cconn, link);
             if (eddy_now_ns() - k->idle_since_ns > c->opts.idle_timeout_ns) {
-                conn_discard(c, k);
+                eddy__http_pool_discard(c, k);
                 continue;
             }
             *out = k;
@@ -287,7 +245,8 @@ static int conn_acquire(struct eddy_http_client *c, struct eddy__http_origin *o,
             break;
         if (fresh && !eddy__list_is_empty(&o->idle)) {
             /* A retry needs a new connection: make room with an idle one. */
-            conn_discard(c, eddy__container_of(o->idle.prev, struct eddy__http_cconn, link));
+            eddy__http_pool_discard(
+                c, eddy__container_of(o->idle.prev, struct eddy__http_cconn, link));
             continue;
         }
         int rc = eddy_waitq_wait(&c->slot_wait, EDDY_DEADLINE_NEVER);
@@ -312,7 +271,7 @@ static int conn_acquire(struct eddy_http_client *c, struct eddy__http_origin *o,
     c->open++;
     int rc = eddy__http_cconn_connect(k, o->host, o->port, c->opts.connect_timeout_ns);
     if (rc < 0) {
-        conn_discard(c, k);
+        eddy__http_pool_discard(c, k);
         return rc;
     }
     c->stats.connections_opened++;
@@ -593,196 +552,6 @@ static bool is_idempotent(const char *m)
            !strcmp(m, "OPTIONS") || !strcmp(m, "TRACE");
 }
 
-/* ---- replies ---------------------------------------------------------- */
-
-/* Ends the reply's hold on its connection: back to the pool after a clean
- * end of a keep-alive body, closed otherwise. */
-static void reply_let_go(struct eddy_http_reply *r, bool ok)
-{
-    struct eddy__http_cconn *k = r->conn;
-    if (!k)
-        return;
-    r->conn = NULL;
-    if (ok && r->keep_alive && r->br.done && r->br.clean && r->br.pending == 0)
-        conn_release(r->client, k);
-    else
-        conn_discard(r->client, k);
-}
-
-static bool header_has_token(const struct eddy_http_header *h, const char *tok)
-{
-    size_t n = strlen(tok);
-    for (size_t i = 0; i + n <= h->value_len; i++)
-        if (strncasecmp(h->value + i, tok, n) == 0)
-            return true;
-    return false;
-}
-
-/* Builds the reply from the parsed head (whose views point into k's
- * buffer), copying the head; consumes the head from the buffer. */
-static int reply_create(struct eddy_http_client *c, struct eddy__http_cconn *k,
-                        const struct eddy_http_response *resp, size_t head_len, bool is_head,
-                        const char *url, struct eddy_http_reply **out)
-{
-    size_t url_len = strlen(url);
-    size_t size = sizeof(struct eddy_http_reply) +
-                  resp->nheaders * sizeof(struct eddy_http_header) + head_len + url_len + 1;
-    struct eddy_http_reply *r = eddy__malloc(size);
-    if (!r)
-        return -ENOMEM;
-    memset(r, 0, sizeof(*r));
-    r->client = c;
-    r->headers = (struct eddy_http_header *)(r + 1);
-    char *head = (char *)(r->headers + resp->nheaders);
-    const char *src = k->rbuf + k->rstart;
-    memcpy(head, src, head_len);
-    r->url = head + head_len;
-    memcpy(r->url, url, url_len + 1);
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        r->headers[i].name = head + (resp->headers[i].name - src);
-        r->headers[i].name_len = resp->headers[i].name_len;
-        r->headers[i].value = head + (resp->headers[i].value - src);
-        r->headers[i].value_len = resp->headers[i].value_len;
-    }
-    r->nheaders = resp->nheaders;
-    r->status = resp->status;
-    r->version_minor = resp->version_minor;
-    r->keep_alive = resp->keep_alive;
-    r->body = (char *)"";
-    k->rstart += head_len;
-    if (k->rstart == k->rend)
-        k->rstart = k->rend = 0;
-    eddy__http_body_start(&r->br, resp, is_head);
-    if (r->br.done)
-        r->br.clean = k->rend == k->rstart; /* no body: clean unless more bytes came */
-    r->conn = k;
-    c->active++;
-    if (c->opts.decompress && !r->br.done) {
-        int i = eddy_http_header_find(r->headers, r->nheaders, "Content-Encoding", 16);
-        if (i >= 0 && header_has_token(&r->headers[i], "gzip")) {
-            int rc = eddy__http_gunzip_create(&r->gz);
-            if (rc == 0) {
-                r->gz_in = eddy__malloc(GZIP_IN_BYTES);
-                if (!r->gz_in)
-                    rc = -ENOMEM;
-            }
-            if (rc < 0) {
-                r->conn = NULL;
-                eddy_http_reply_destroy(r);
-                return rc;
-            }
-        }
-    }
-    *out = r;
-    return 0;
-}
-
-static ssize_t reply_read(struct eddy_http_reply *r, void *buf, size_t len)
-{
-    if (!r->conn)
-        return r->error;
-    ssize_t n;
-    if (!r->gz) {
-        n = eddy__http_body_read(r->conn, &r->br, buf, len);
-    } else {
-        for (;;) {
-            if (r->gz_len == 0 && !r->raw_done) {
-                n = eddy__http_body_read(r->conn, &r->br, r->gz_in, GZIP_IN_BYTES);
-                if (n < 0)
-                    break;
-                r->gz_start = 0;
-                r->gz_len = (size_t)n;
-                r->raw_done = n == 0;
-            }
-            size_t used = r->gz_len;
-            bool ended = false;
-            n = eddy__http_gunzip_run(r->gz, r->gz_in + r->gz_start, &used, buf, len, &ended);
-            if (n < 0)
-                break;
-            r->gz_start += used;
-            r->gz_len -= used;
-            if (n > 0)
-                break;
-            if (ended) {
-                /* Drain the raw body so the connection can be reused. */
-                char sink[256];
-                ssize_t m;
-                while ((m = eddy__http_body_read(r->conn, &r->br, sink, sizeof(sink))) > 0) {
-                }
-                n = m;
-                break;
-            }
-            if (r->raw_done) {
-                n = -EBADMSG; /* the gzip stream was cut short */
-                break;
-            }
-        }
-    }
-    if (n < 0) {
-        r->error = (int)n;
-        reply_let_go(r, false);
-    } else if (r->br.done && r->br.pending == 0 && (!r->gz || n == 0)) {
-        reply_let_go(r, true);
-    }
-    return n;
-}
-
-/* Reads the whole body into r->body (at most max bytes). */
-static int reply_buffer(struct eddy_http_reply *r, uint64_t max)
-{
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    if (r->br.framing == EDDY_HTTP_BODY_LENGTH && !r->gz) {
-        if (r->br.left > max) {
-            reply_let_go(r, false);
-            return -EMSGSIZE;
-        }
-        cap = (size_t)r->br.left + 1;
-    } else {
-        cap = 4096;
-    }
-    buf = eddy__malloc(cap);
-    if (!buf) {
-        reply_let_go(r, false);
-        return -ENOMEM;
-    }
-    for (;;) {
-        if (cap - len < 2) {
-            if (cap > max) {
-                eddy__free(buf);
-                reply_let_go(r, false);
-                return -EMSGSIZE;
-            }
-            char *nb = eddy__realloc(buf, cap * 2);
-            if (!nb) {
-                eddy__free(buf);
-                reply_let_go(r, false);
-                return -ENOMEM;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t n = reply_read(r, buf + len, cap - len - 1);
-        if (n < 0) {
-            eddy__free(buf);
-            return (int)n;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > max) {
-            eddy__free(buf);
-            reply_let_go(r, false);
-            return -EMSGSIZE;
-        }
-    }
-    buf[len] = 0;
-    r->body = buf;
-    r->body_len = len;
-    r->body_owned = true;
-    return 0;
-}
-
 /* ---- one exchange (with its one retry) ---------------------------------- */
 
 static bool retryable(int rc)
@@ -828,12 +597,13 @@ static int exchange(struct eddy_http_client *c, const struct eddy_http_request_s
             rc = eddy__http_read_head(k, &resp, k->headers, EDDY__HTTP_CLIENT_MAX_HEADERS,
                                       c->opts.max_head_bytes, &got);
         if (rc >= 0) {
-            rc = reply_create(c, k, &resp, (size_t)rc, strcmp(pr->method, "HEAD") == 0, url, out);
+            rc = eddy__http_reply_create(c, k, &resp, (size_t)rc, strcmp(pr->method, "HEAD") == 0,
+                                         url, out);
             if (rc < 0)
-                conn_discard(c, k);
+                eddy__http_pool_discard(c, k);
             break;
         }
-        conn_discard(c, k);
+        eddy__http_pool_discard(c, k);
         if (reused && !got && may_retry && retryable(rc) && !fresh) {
             c->stats.retries++;
             fresh = true;
@@ -879,7 +649,7 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
             if (cur.stream)
                 r->streamed = true;
             else
-                rc = reply_buffer(r, c->opts.max_body_bytes);
+                rc = eddy__http_reply_buffer(r, c->opts.max_body_bytes);
             if (rc < 0) {
                 eddy_http_reply_destroy(r);
                 break;
@@ -892,7 +662,7 @@ static int request(struct eddy_http_client *c, const struct eddy_http_request_sp
         if (!bufs)
             bufs = eddy__malloc(3 * URL_MAX);
         char *ref = bufs + 2 * URL_MAX;
-        rc = bufs ? reply_buffer(r, REDIRECT_BODY_MAX) : -ENOMEM;
+        rc = bufs ? eddy__http_reply_buffer(r, REDIRECT_BODY_MAX) : -ENOMEM;
         if (rc == 0 && loc_len >= URL_MAX)
             rc = -EBADMSG;
         if (rc == 0) {
@@ -967,93 +737,6 @@ EDDY_API int eddy_http_client_get(struct eddy_http_client *c, const char *url,
 {
     struct eddy_http_request_spec req = {.url = url};
     return eddy_http_client_request(c, &req, out);
-}
-
-/* ---- reply accessors ---------------------------------------------------- */
-
-EDDY_API unsigned eddy_http_reply_status(const struct eddy_http_reply *r)
-{
-    return r->status;
-}
-
-EDDY_API int eddy_http_reply_version_minor(const struct eddy_http_reply *r)
-{
-    return r->version_minor;
-}
-
-EDDY_API const char *eddy_http_reply_url(const struct eddy_http_reply *r)
-{
-    return r->url;
-}
-
-EDDY_API const struct eddy_http_header *eddy_http_reply_headers(const struct eddy_http_reply *r,
-                                                                size_t *n)
-{
-    *n = r->nheaders;
-    return r->headers;
-}
-
-EDDY_API const char *eddy_http_reply_header(const struct eddy_http_reply *r, const char *name,
-                                            size_t *len)
-{
-    if (!r || !name)
-        return NULL;
-    int i = eddy_http_header_find(r->headers, r->nheaders, name, strlen(name));
-    if (i < 0)
-        return NULL;
-    if (len)
-        *len = r->headers[i].value_len;
-    return r->headers[i].value;
-}
-
-EDDY_API const char *eddy_http_reply_body(const struct eddy_http_reply *r, size_t *len)
-{
-    if (len)
-        *len = r->body_len;
-    return r->body;
-}
-
-EDDY_API int eddy_http_reply_json(const struct eddy_http_reply *r, const char **json, size_t *len)
-{
-    if (!r || !json || r->streamed)
-        return -EINVAL;
-    size_t n = 0;
-    const char *ct = eddy_http_reply_header(r, "Content-Type", &n);
-    if (!ct)
-        return -EBADMSG;
-    size_t base = 0;
-    while (base < n && ct[base] != ';' && ct[base] != ' ')
-        base++;
-    bool ok = (base == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
-              (base > 5 && strncasecmp(ct + base - 5, "+json", 5) == 0);
-    if (!ok)
-        return -EBADMSG;
-    *json = r->body;
-    if (len)
-        *len = r->body_len;
-    return 0;
-}
-
-EDDY_API ssize_t eddy_http_reply_read(struct eddy_http_reply *r, void *buf, size_t len)
-{
-    if (!r || (!buf && len) || !r->streamed)
-        return -EINVAL;
-    if (len == 0)
-        return 0;
-    return reply_read(r, buf, len);
-}
-
-EDDY_API void eddy_http_reply_destroy(struct eddy_http_reply *r)
-{
-    if (!r)
-        return;
-    reply_let_go(r, true);
-    r->client->active--;
-    eddy__http_gunzip_destroy(r->gz);
-    eddy__free(r->gz_in);
-    if (r->body_owned)
-        eddy__free(r->body);
-    eddy__free(r);
 }
 
 /* ---- fetch_many --------------------------------------------------------- */

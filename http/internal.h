@@ -316,7 +316,7 @@ int eddy__http_write(struct eddy_http_exchange *ex, struct iovec *iov, int n);
  * request can be read. Returns 0, or < 0 when the connection must close. */
 int eddy__http_body_discard(struct eddy_http_exchange *ex);
 
-/* ---- client (http/client_conn.c, http/client.c, http/gzip.c) ---------------- */
+/* ---- client (http/client_conn.c, client.c, client_reply.c, gzip.c) ---------- */
 
 /* Header fields a response may carry (more is -EMSGSIZE). */
 #define EDDY__HTTP_CLIENT_MAX_HEADERS 100
@@ -394,5 +394,66 @@ void eddy__http_gunzip_destroy(struct eddy__http_gunzip *g);
  * needed); -EBADMSG for corrupt data; 1 in *ended once the stream ended. */
 ssize_t eddy__http_gunzip_run(struct eddy__http_gunzip *g, const void *in, size_t *in_len,
                               void *out, size_t cap, bool *ended);
+
+/* client.c: the session and its per-origin pool. */
+struct eddy__http_origin {
+    struct eddy__list link;
+    char *host; /* NUL-terminated, IPv6 without brackets */
+    size_t host_len;
+    char *host_header; /* the Host field's value */
+    uint16_t port;
+    struct eddy__list idle; /* eddy__http_cconn, most recent first */
+    size_t open;            /* idle and busy */
+};
+
+struct eddy_http_client {
+    struct eddy_http_client_opts opts;
+    char *user_agent; /* NULL: none */
+    struct eddy__list origins;
+    size_t open;   /* connections, all origins */
+    size_t active; /* requests running and replies held */
+    struct eddy_waitq slot_wait;
+    struct eddy_http_client_stats stats;
+};
+
+/* client_reply.c: a reply, holding its connection until the body ends. */
+struct eddy_http_reply {
+    struct eddy_http_client *client;
+    struct eddy__http_cconn *conn; /* while the body is being read */
+    struct eddy__http_body_reader br;
+    struct eddy__http_gunzip *gz;
+    char *gz_in;
+    size_t gz_start, gz_len;
+    bool raw_done;
+    bool keep_alive;
+    bool streamed;
+    bool body_owned;
+    int error; /* a streamed body's first read error, returned again */
+    unsigned status;
+    int version_minor;
+    struct eddy_http_header *headers;
+    size_t nheaders;
+    char *body;
+    size_t body_len;
+    char *url;
+};
+
+/* Returns a connection whose exchange ended cleanly to its origin's idle
+ * list (or closes it when the pool is over its limits). */
+void eddy__http_pool_release(struct eddy_http_client *c, struct eddy__http_cconn *k);
+/* Closes a connection and frees its slot in the limits. */
+void eddy__http_pool_discard(struct eddy_http_client *c, struct eddy__http_cconn *k);
+
+/* Builds a reply from the parsed head in k's buffer (copied out, then
+ * consumed) and takes k until the body ends. Returns 0 or -ENOMEM. */
+int eddy__http_reply_create(struct eddy_http_client *c, struct eddy__http_cconn *k,
+                            const struct eddy_http_response *resp, size_t head_len, bool is_head,
+                            const char *url, struct eddy_http_reply **out);
+/* Reads body bytes (decoded); 0 at the end. Suspends. */
+ssize_t eddy__http_reply_read(struct eddy_http_reply *r, void *buf, size_t len);
+/* Reads the whole body into r->body, at most max bytes (-EMSGSIZE). */
+int eddy__http_reply_buffer(struct eddy_http_reply *r, uint64_t max);
+/* Gives the connection back (ok and a clean end) or closes it. */
+void eddy__http_reply_let_go(struct eddy_http_reply *r, bool ok);
 
 #endif
