@@ -33,15 +33,17 @@ int eddy__fd_set_nonblocking(int fd)
 
 unsigned eddy__fd_kind(int fd)
 {
+    /* SO_TYPE answers for sockets, the common case, in one syscall; only
+     * ENOTSOCK needs the fstat. */
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return EDDY__FD_SOCKET | (type == SOCK_STREAM ? EDDY__FD_BYTE_STREAM : 0u);
+    if (errno != ENOTSOCK)
+        return 0;
     struct stat st;
     if (fstat(fd, &st) != 0)
         return 0;
-    if (S_ISSOCK(st.st_mode)) {
-        int type = 0;
-        socklen_t len = sizeof(type);
-        bool stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
-        return EDDY__FD_SOCKET | (stream ? EDDY__FD_BYTE_STREAM : 0u);
-    }
     if (S_ISFIFO(st.st_mode)) {
         int flags = fcntl(fd, F_GETFL);
         return flags >= 0 && !(flags & O_DIRECT) ? EDDY__FD_BYTE_STREAM : 0u;

@@ -350,8 +350,8 @@ def build(out_dir, smoke):
     for suite in SUITE_ORDER + sorted(set(data) - set(SUITE_ORDER)):
         lines += [f"## {TITLES.get(suite, suite)}", ""]
         if suite not in data:
-            lines += ["No results in this directory: the suite is not implemented yet or did "
-                      "not run (see the status table).", ""]
+            lines += ["No results in this directory: the suite did not run or failed "
+                      "(see the status table for why).", ""]
             continue
         rows, meta = data[suite]
         if ABOUT.get(suite):

@@ -107,11 +107,11 @@ def proc_tree(pid):
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(d))
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    tree, pending = [], [pid]
+    while pending:
+        p = pending.pop()
         tree.append(p)
-        todo.extend(children.get(p, []))
+        pending.extend(children.get(p, []))
     return tree
 
 
